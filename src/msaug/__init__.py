@@ -1,0 +1,62 @@
+"""msaug: plugin-based multi-stage generative augmentation for medical image segmentation.
+
+This module's exports are the public API promised to plugin authors.
+"""
+
+from __future__ import annotations
+
+from msaug.data import DataConfig, SplitConfig, load_dataset, split_indices
+from msaug.errors import CheckpointError, CompositionError, ConfigError, DataError, MsaugError, UnknownNameError
+from msaug.hookspecs import hookimpl
+from msaug.modality import Encoding, Image, Label, Modality, Noise
+from msaug.plugins import (
+    DatasetRegistry,
+    LabelMetricRegistry,
+    SegmenterRegistry,
+    StageRegistry,
+    get_registries,
+)
+from msaug.resize import harden, resize_image, resize_label
+from msaug.rng import BatchRNG
+from msaug.sample import Dataset, DataSpec, ListDataset, Sample
+from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchRNG",
+    "Budget",
+    "CheckpointError",
+    "CompositionError",
+    "ConfigError",
+    "DataConfig",
+    "DataError",
+    "DataSpec",
+    "Dataset",
+    "DatasetRegistry",
+    "Encoding",
+    "FitContext",
+    "Image",
+    "Label",
+    "LabelMetricRegistry",
+    "ListDataset",
+    "Modality",
+    "MsaugError",
+    "Noise",
+    "Pairs",
+    "Sample",
+    "SegmenterRegistry",
+    "SplitConfig",
+    "Stage",
+    "StageParams",
+    "StageRegistry",
+    "UnknownNameError",
+    "__version__",
+    "get_registries",
+    "harden",
+    "hookimpl",
+    "load_dataset",
+    "resize_image",
+    "resize_label",
+    "split_indices",
+]

@@ -1,0 +1,3 @@
+from msaug.cli import main
+
+main()

@@ -1,0 +1,158 @@
+"""Atomic file writing and image/label-map file formats.
+
+Every file msaug writes goes through :func:`atomic_write` (temporary name in the same
+folder, fsync, rename), so a killed run never leaves a half-written file under its final
+name; a resumed run can trust every file it finds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from msaug.errors import DataError
+
+PILImage.MAX_IMAGE_PIXELS = 1 << 28  # real chest X-rays are large; refuse only absurd files
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on success it replaces ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """Encode a 2-D (grey) or HxWx3 (RGB) uint8/uint16 array as PNG."""
+    import io
+
+    if array.dtype not in (np.uint8, np.uint16) or (array.dtype == np.uint16 and array.ndim != 2):
+        raise ValueError(f"PNG needs uint8 grey/RGB or uint16 grey, got {array.dtype} {array.shape}")
+    img = PILImage.fromarray(array)  # uint16 2-D arrays become mode I;16
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=4)
+    return buf.getvalue()
+
+
+def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    atomic_write(path, png_bytes(array))
+
+
+def image_to_array(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """``[C, H, W]`` float image in [0, 1] to a uint8/uint16 array for PNG (HxW or HxWx3)."""
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit depth must be 8 or 16, not {bit_depth}")
+    if image.shape[0] == 3 and bit_depth == 16:
+        bit_depth = 8  # PNG via Pillow stores RGB at 8 bits
+    peak = 255 if bit_depth == 8 else 65535
+    out = np.clip(np.rint(np.asarray(image, dtype=np.float64) * peak), 0, peak)
+    out = out.astype(np.uint8 if bit_depth == 8 else np.uint16)
+    return out[0] if out.shape[0] == 1 else np.moveaxis(out, 0, -1)
+
+
+def read_image(path: str | os.PathLike[str], channels: int | None = None) -> np.ndarray:
+    """Read an image file as float32 ``[C, H, W]`` in [0, 1], respecting its bit depth."""
+    path = Path(path)
+    try:
+        with PILImage.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.float64)
+                peak = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+                arr = (arr / peak)[None]
+            elif mode == "F":
+                arr = np.asarray(img, dtype=np.float64)[None]
+                lo, hi = float(arr.min()), float(arr.max())
+                arr = (arr - lo) / (hi - lo) if hi > lo else arr * 0
+            else:
+                target = "L" if (channels == 1 or (channels is None and mode in ("L", "1", "P", "LA"))) else "RGB"
+                arr = np.asarray(img.convert(target), dtype=np.float64) / 255.0
+                arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read image ({exc})") from None
+    if channels is not None and arr.shape[0] != channels:
+        if channels == 3 and arr.shape[0] == 1:
+            arr = np.repeat(arr, 3, axis=0)
+        elif channels == 1 and arr.shape[0] == 3:
+            arr = arr.mean(axis=0, keepdims=True)
+    return arr.astype(np.float32)
+
+
+def read_label_array(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a label-map file as an integer ``[H, W]`` array (palette indices kept as indices)."""
+    path = Path(path)
+    try:
+        with PILImage.open(path) as img:
+            img.load()
+            if img.mode in ("RGB", "RGBA"):
+                arr = np.asarray(img.convert("L"))
+            else:
+                arr = np.asarray(img)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read label map ({exc})") from None
+    if arr.ndim != 2:
+        raise DataError(f"{path}: a label map must have one channel, found shape {arr.shape}")
+    return arr.astype(np.int64)

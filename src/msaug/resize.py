@@ -1,0 +1,72 @@
+"""Resizing that is safe for label maps.
+
+Label maps are never interpolated into in-between values: each class channel is
+resampled as a soft occupancy map (antialiased bilinear, i.e. area-weighted when
+shrinking, smooth when enlarging) and then *hardened* back to valid labels: the most
+occupied class wins for ``index`` encoding, each channel is thresholded at 0.5 for
+``multilabel``. Boundaries stay smooth when upscaling and no label value is invented.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SizeLike = int | tuple[int, int]
+
+
+def _hw(size: SizeLike) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def harden(label: torch.Tensor, encoding: str) -> torch.Tensor:
+    """Turn soft class scores ``[..., K, H, W]`` into a valid binary label map (float 0/1)."""
+    if encoding == "index":
+        index = label.argmax(dim=-3)
+        return F.one_hot(index, label.shape[-3]).movedim(-1, -3).to(torch.float32)
+    if encoding == "multilabel":
+        return (label >= 0.5).to(torch.float32)
+    raise ValueError(f"unknown label encoding {encoding!r}; valid: 'index', 'multilabel'")
+
+
+def _resample(x: torch.Tensor, size: SizeLike) -> torch.Tensor:
+    hw = _hw(size)
+    if tuple(x.shape[-2:]) == hw:
+        return x
+    batched = x if x.dim() == 4 else x.unsqueeze(0)
+    out = F.interpolate(batched.float(), size=hw, mode="bilinear", align_corners=False, antialias=True)
+    return out if x.dim() == 4 else out.squeeze(0)
+
+
+def resize_label(label: torch.Tensor, size: SizeLike, encoding: str) -> torch.Tensor:
+    """Label-safe resize of ``[K, H, W]`` or ``[B, K, H, W]`` binary channels."""
+    if tuple(label.shape[-2:]) == _hw(size):
+        return label.to(torch.float32)
+    return harden(_resample(label, size), encoding)
+
+
+def resize_image(image: torch.Tensor, size: SizeLike) -> torch.Tensor:
+    """Antialiased bilinear resize of ``[C, H, W]`` or ``[B, C, H, W]`` images, clamped to [0, 1]."""
+    return _resample(image, size).clamp_(0.0, 1.0)
+
+
+def index_to_channels(index: torch.Tensor, classes: int) -> torch.Tensor:
+    """``[H, W]`` integer class map to ``[K, H, W]`` one-hot float channels."""
+    return F.one_hot(index.long(), classes).movedim(-1, -3).to(torch.float32)
+
+
+def channels_to_index(label: torch.Tensor) -> torch.Tensor:
+    """``[..., K, H, W]`` one-hot channels to an integer class map ``[..., H, W]``."""
+    return label.argmax(dim=-3)
+
+
+def channels_to_bits(label: torch.Tensor) -> torch.Tensor:
+    """``[..., K, H, W]`` multilabel channels to an integer bit mask (bit k = channel k)."""
+    weights = (2 ** torch.arange(label.shape[-3], dtype=torch.int64)).view(-1, 1, 1)
+    return (label.to(torch.int64) * weights).sum(dim=-3)
+
+
+def bits_to_channels(bits: torch.Tensor, classes: int) -> torch.Tensor:
+    """Inverse of :func:`channels_to_bits`."""
+    shifts = torch.arange(classes, dtype=torch.int64).view(-1, 1, 1)
+    return ((bits.to(torch.int64).unsqueeze(-3) >> shifts) & 1).to(torch.float32)

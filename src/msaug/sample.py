@@ -1,0 +1,76 @@
+"""Real samples and the description of a dataset's label space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from msaug.modality import Encoding, Image, Label
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What every sample of a dataset looks like once loaded at ``size``.
+
+    ``domain`` groups datasets whose label maps share meaning (``"xray"``, ``"fundus"``,
+    ``"generic"``), so domain plugins can supply label metrics that apply to all of them.
+    """
+
+    classes: tuple[str, ...]
+    encoding: Encoding
+    channels: int
+    size: int
+    domain: str = "generic"
+    has_roi: bool = False
+
+    @property
+    def label(self) -> Label:
+        return Label(self.classes, self.size, self.encoding)
+
+    @property
+    def image(self) -> Image:
+        return Image(self.channels, self.size)
+
+
+@dataclass
+class Sample:
+    """One real image/label pair.
+
+    ``image``: float32 ``[C, H, W]`` in [0, 1]. ``label``: float32 ``[K, H, W]`` binary
+    channels (see :mod:`msaug.modality`). ``roi``: optional bool ``[H, W]`` region of
+    interest (the fundus field of view), where metrics are computed.
+    """
+
+    id: str
+    image: np.ndarray | None
+    label: np.ndarray
+    roi: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """What a dataset factory returns: a sized, indexable collection of samples."""
+
+    spec: DataSpec
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Sample: ...
+
+
+class ListDataset:
+    """A dataset held in memory, used for splits and tests."""
+
+    def __init__(self, spec: DataSpec, samples: Sequence[Sample]):
+        self.spec = spec
+        self.samples = list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.samples[index]

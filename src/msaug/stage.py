@@ -1,0 +1,158 @@
+"""The Stage contract: one generator step from an input modality to an output modality.
+
+A stage is built from validated params and the dataset's :class:`~msaug.sample.DataSpec`,
+declares its ``input`` and ``output`` modalities (the composer checks they connect),
+learns from real pairs in :meth:`Stage.fit` (teacher forcing: each stage is trained on
+views of the real data, independently of the others) and produces outputs in
+:meth:`Stage.generate` from a per-sample :class:`~msaug.rng.BatchRNG`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from msaug.modality import Modality, Noise
+from msaug.rng import BatchRNG
+from msaug.sample import DataSpec
+
+log = logging.getLogger(__name__)
+
+
+class StageParams(BaseModel):
+    """Base of every stage's params model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a stage may train: a number of steps, wall-clock seconds, or both (first hit wins)."""
+
+    steps: int | None = None
+    seconds: float | None = None
+
+    def exhausted(self, step: int, elapsed: float) -> bool:
+        if self.steps is not None and step >= self.steps:
+            return True
+        return self.seconds is not None and elapsed >= self.seconds
+
+    def __str__(self) -> str:
+        parts = [f"{self.steps} steps"] if self.steps is not None else []
+        if self.seconds is not None:
+            parts.append(f"{self.seconds:g} s")
+        return " or ".join(parts) or "unbounded"
+
+
+@dataclass
+class Pairs:
+    """Training pairs for one stage, derived from the real training split.
+
+    ``inputs`` is ``None`` when the stage's input is :class:`~msaug.modality.Noise`; for
+    stages with several outputs, ``targets`` holds one stacked tensor per output.
+    ``roi`` holds the samples' regions of interest where the dataset has them.
+    """
+
+    input: Modality
+    output: Modality | tuple[Modality, ...]
+    inputs: torch.Tensor | None
+    targets: torch.Tensor | tuple[torch.Tensor, ...]
+    ids: list[str] = field(default_factory=list)
+    roi: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        first = self.targets[0] if isinstance(self.targets, tuple) else self.targets
+        return int(first.shape[0])
+
+
+@dataclass
+class FitContext:
+    """Everything a stage needs from its surroundings while fitting."""
+
+    out_dir: Path
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+    resume: bool = True
+    #: called as ``progress(step, total_steps, {"loss": ...})`` by trainers that report progress
+    progress: Callable[[int, int | None, dict[str, float]], None] | None = None
+    show_progress: bool = True
+    started: float = field(default_factory=time.monotonic)
+
+
+class Stage(ABC):
+    """Base class of every stage.
+
+    Subclasses set ``Params`` (a :class:`StageParams` subclass) and implement the
+    ``input`` / ``output`` properties, :meth:`generate`, :meth:`state_dict` and
+    :meth:`load_state_dict`; learned stages implement :meth:`fit`.
+    """
+
+    #: the registry name, e.g. ``"gan.translator"``; set by the registry
+    name: ClassVar[str] = ""
+    #: one line shown by ``msaug stages list``
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[StageParams]] = StageParams
+    #: False for stages that need no training (fit only stores statistics)
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, params: StageParams | dict[str, Any] | None, data: DataSpec):
+        if not isinstance(params, StageParams):
+            params = self.Params(**(params or {}))
+        self.params = params
+        self.data = data
+
+    @property
+    @abstractmethod
+    def input(self) -> Modality:
+        """The modality this stage consumes."""
+
+    @property
+    @abstractmethod
+    def output(self) -> Modality | tuple[Modality, ...]:
+        """The modality (or modalities) this stage produces."""
+
+    @property
+    def outputs(self) -> tuple[Modality, ...]:
+        out = self.output
+        return out if isinstance(out, tuple) else (out,)
+
+    def fit(self, pairs: Pairs, budget: Budget, ctx: FitContext) -> dict[str, Any]:
+        """Learn from real pairs within ``budget``; return summary metrics for the report."""
+        return {}
+
+    @abstractmethod
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Produce a batch of outputs.
+
+        ``x`` is a batch of the input modality, or ``None`` for noise-input stages (which
+        draw their noise from ``rng``). Row *b* must depend only on ``x[b]`` and stream *b*
+        of ``rng``. Label outputs are hard (0/1) label maps.
+        """
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Tensors that fully restore the fitted stage (saved with safetensors)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore a fitted stage from :meth:`state_dict`."""
+
+    def to(self, device: torch.device | str) -> Stage:
+        """Move the stage's networks to ``device``; stages without networks ignore it."""
+        return self
+
+    def noise_dim(self) -> int:
+        inp = self.input
+        return inp.dim if isinstance(inp, Noise) else 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name or '?'}: {self.input} -> {', '.join(map(str, self.outputs))})"
