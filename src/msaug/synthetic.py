@@ -1,0 +1,176 @@
+"""The synthetic dataset on disk: PNG pairs, a manifest and a dataset description.
+
+Layout (inside a run directory, ``synthetic/``)::
+
+    dataset.json        classes, encoding, channels, size, domain, bit depth
+    images/000000.png   8- or 16-bit grey, or 8-bit RGB
+    labels/000000.png   index encoding: uint8 class index; multilabel: bit mask (bit k = channel k)
+    manifest.jsonl      one JSON object per pair: index, seed, image, label, sha256, stages
+
+Pairs are written atomically one by one; the manifest is appended after each batch (so a
+killed run keeps every finished pair) and rewritten in index order at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from msaug.errors import DataError
+from msaug.io import atomic_open, image_to_array, png_bytes, read_image, read_json, read_label_array, sha256_file, write_json
+from msaug.resize import bits_to_channels, channels_to_bits, index_to_channels
+from msaug.sample import DataSpec, Sample
+
+MANIFEST = "manifest.jsonl"
+DESCRIPTION = "dataset.json"
+
+
+def pair_name(index: int) -> str:
+    return f"{index:06d}.png"
+
+
+def label_to_array(label: torch.Tensor, encoding: str) -> np.ndarray:
+    """Hard ``[K, H, W]`` label channels to the integer array stored in a label PNG."""
+    if encoding == "index":
+        return label.argmax(dim=0).to(torch.uint8).numpy()
+    bits = channels_to_bits(label).numpy()
+    return bits.astype(np.uint8 if label.shape[0] <= 8 else np.uint16)
+
+
+def array_to_label(array: np.ndarray, classes: int, encoding: str, where: str = "") -> torch.Tensor:
+    """Inverse of :func:`label_to_array`; rejects values outside the declared classes."""
+    top = int(array.max()) if array.size else 0
+    limit = classes - 1 if encoding == "index" else (1 << classes) - 1
+    if top > limit or int(array.min(initial=0)) < 0:
+        valid = f"0..{classes - 1} (class indices)" if encoding == "index" else f"bit masks 0..{limit} ({classes} channels)"
+        raise DataError(f"{where}: label value {top} is outside the declared classes; valid values: {valid}")
+    tensor = torch.from_numpy(array.astype(np.int64))
+    return index_to_channels(tensor, classes) if encoding == "index" else bits_to_channels(tensor, classes)
+
+
+class SyntheticWriter:
+    """Writes generated pairs into a synthetic dataset folder."""
+
+    def __init__(self, root: Path, spec: DataSpec, bit_depth: int | None = None):
+        self.root = Path(root)
+        self.spec = spec
+        self.bit_depth = bit_depth or (16 if spec.channels == 1 else 8)
+        (self.root / "images").mkdir(parents=True, exist_ok=True)
+        (self.root / "labels").mkdir(parents=True, exist_ok=True)
+        description = {
+            "classes": list(spec.classes),
+            "encoding": spec.encoding,
+            "channels": spec.channels,
+            "size": spec.size,
+            "domain": spec.domain,
+            "bit_depth": self.bit_depth,
+            "label_format": "class index" if spec.encoding == "index" else "bit mask, bit k = channel k",
+        }
+        write_json(self.root / DESCRIPTION, description)
+
+    def existing(self) -> dict[int, dict[str, Any]]:
+        """Manifest entries already written whose files exist (a truncated last line is dropped)."""
+        return {e["index"]: e for e in read_manifest(self.root, strict=False) if self._files_exist(e)}
+
+    def _files_exist(self, entry: dict[str, Any]) -> bool:
+        return (self.root / entry["image"]).is_file() and (self.root / entry["label"]).is_file()
+
+    def write_pair(self, index: int, image: torch.Tensor, label: torch.Tensor, seed: int, extra: dict[str, Any]) -> dict[str, Any]:
+        name = pair_name(index)
+        image_path, label_path = self.root / "images" / name, self.root / "labels" / name
+        image_png = png_bytes(image_to_array(image.float().cpu().numpy(), self.bit_depth))
+        label_png = png_bytes(label_to_array(label.cpu(), self.spec.encoding))
+        for path, data in ((image_path, image_png), (label_path, label_png)):
+            with atomic_open(path) as fh:
+                fh.write(data)
+        return {
+            "index": index,
+            "seed": seed,
+            "image": f"images/{name}",
+            "label": f"labels/{name}",
+            "sha256": {"image": hashlib.sha256(image_png).hexdigest(), "label": hashlib.sha256(label_png).hexdigest()},
+            **extra,
+        }
+
+    def append_manifest(self, entries: Iterable[dict[str, Any]]) -> None:
+        path = self.root / MANIFEST
+        with open(path, "a", encoding="utf-8") as fh:
+            for entry in entries:
+                fh.write(json.dumps(entry, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def finalize(self, entries: dict[int, dict[str, Any]]) -> None:
+        """Rewrite the manifest in index order (atomically)."""
+        with atomic_open(self.root / MANIFEST, "w") as fh:
+            for index in sorted(entries):
+                fh.write(json.dumps(entries[index], sort_keys=True) + "\n")
+
+
+def read_manifest(root: Path, strict: bool = True) -> list[dict[str, Any]]:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        if strict:
+            raise DataError(f"{path}: manifest not found; is {root} a synthetic dataset folder?")
+        return []
+    entries: list[dict[str, Any]] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            entry["index"], entry["image"], entry["label"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            if not strict and number == len(lines):
+                break  # a line cut short by a kill; the pair is regenerated
+            raise DataError(f"{path}:{number}: not a valid manifest line ({exc})") from None
+        entries.append(entry)
+    return entries
+
+
+class SyntheticDataset:
+    """A synthetic dataset folder as a :class:`msaug.Dataset`."""
+
+    def __init__(self, root: str | os.PathLike[str], verify: bool = False):
+        self.root = Path(root)
+        if not (self.root / DESCRIPTION).is_file():
+            raise DataError(f"{self.root}: no {DESCRIPTION}; not a synthetic dataset folder written by msaug")
+        d = read_json(self.root / DESCRIPTION)
+        try:
+            self.spec = DataSpec(tuple(d["classes"]), d["encoding"], int(d["channels"]), int(d["size"]), d.get("domain", "generic"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{self.root / DESCRIPTION}: missing or invalid field ({exc})") from None
+        self.entries = sorted(read_manifest(self.root), key=lambda e: e["index"])
+        if verify:
+            self.verify()
+
+    def verify(self) -> list[str]:
+        """Check every file against its manifest sha256; raise DataError listing mismatches."""
+        bad = []
+        for e in self.entries:
+            for key in ("image", "label"):
+                path = self.root / e[key]
+                if not path.is_file():
+                    bad.append(f"{e[key]} (missing)")
+                elif sha256_file(path) != e.get("sha256", {}).get(key):
+                    bad.append(f"{e[key]} (sha256 mismatch)")
+        if bad:
+            raise DataError(f"{self.root}: {len(bad)} file(s) fail verification: {', '.join(bad[:10])}")
+        return bad
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> Sample:
+        e = self.entries[index]
+        image = read_image(self.root / e["image"], channels=self.spec.channels)
+        label = array_to_label(read_label_array(self.root / e["label"]), len(self.spec.classes), self.spec.encoding, str(self.root / e["label"]))
+        return Sample(id=f"synthetic-{e['index']:06d}", image=image, label=label.numpy(), meta=dict(e))
