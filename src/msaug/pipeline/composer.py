@@ -1,0 +1,128 @@
+"""The composer: builds the stages of a pipeline and type-checks the chain before any work.
+
+Like kedro validating a pipeline when it is built, nothing is trained or generated until
+the whole chain is known to connect: every stage's input must be produced by the stage
+before it, the first stage must start from noise, and the chain must end with an image
+and a label map of the same size (the synthetic pair).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from msaug.errors import CompositionError, ConfigError
+from msaug.modality import Image, Label, Modality, Noise
+from msaug.pipeline.config import LoadedYAML, validation_message
+from msaug.plugins import Registries
+from msaug.sample import DataSpec
+from msaug.stage import Stage
+
+
+@dataclass
+class ComposedStage:
+    index: int
+    name: str  # short name (folder, --set paths)
+    use: str  # registered name
+    stage: Stage
+
+    @property
+    def label(self) -> str:
+        return f"stage {self.index + 1} {self.use!r}" + (f" ({self.name})" if self.name != self.use.split(".")[-1] else "")
+
+    @property
+    def folder(self) -> str:
+        return f"{self.index + 1:02d}-{self.name}"
+
+
+@dataclass
+class Chain:
+    stages: list[ComposedStage]
+    #: (stage position, output position) of the product image and label
+    image_at: tuple[int, int]
+    label_at: tuple[int, int]
+    #: for each stage, (stage position, output position) of its input; None for noise
+    inputs: list[tuple[int, int] | None]
+
+    @property
+    def image(self) -> Image:
+        s, o = self.image_at
+        out = self.stages[s].stage.outputs[o]
+        assert isinstance(out, Image)
+        return out
+
+    @property
+    def label(self) -> Label:
+        s, o = self.label_at
+        out = self.stages[s].stage.outputs[o]
+        assert isinstance(out, Label)
+        return out
+
+
+def build_stages(config_stages: list, spec: DataSpec, registries: Registries, loaded: LoadedYAML | None = None) -> list[ComposedStage]:
+    """Instantiate each stage from the registry with validated params."""
+    built = []
+    for i, sc in enumerate(config_stages):
+        try:
+            cls = registries.stages.get(sc.use)
+        except KeyError as exc:
+            where = loaded.where(("stages", i, "use")) if loaded else f"stages[{i}].use"
+            raise ConfigError(f"{where}: {exc}") from None
+        try:
+            params = cls.Params(**sc.params)
+        except ValidationError as exc:
+            if loaded is None:
+                raise ConfigError(f"stages[{i}].params ({sc.use}): {exc}") from None
+            raise ConfigError(validation_message(loaded, exc, ("stages", i, "params"), cls.Params)) from None
+        try:
+            stage = cls(params, spec)
+            stage.input, stage.outputs  # noqa: B018 - modalities must be computable now
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"stages[{i}] ({sc.use}): {exc}") from None
+        built.append(ComposedStage(i, sc.short_name, sc.use, stage))
+    return built
+
+
+def check_chain(stages: list[ComposedStage], spec: DataSpec) -> Chain:
+    """Check that the stages connect; raise :class:`CompositionError` naming both modalities."""
+    if not stages:
+        raise CompositionError("the pipeline has no stages")
+    inputs: list[tuple[int, int] | None] = []
+    for pos, cs in enumerate(stages):
+        wanted = cs.stage.input
+        if isinstance(wanted, Noise):
+            if pos > 0:
+                prev = stages[pos - 1]
+                raise CompositionError(
+                    f"{cs.label} starts from {wanted} but follows {prev.label}, which produced "
+                    f"{_list(prev.stage.outputs)}; a noise-input stage must come first"
+                )
+            inputs.append(None)
+            continue
+        if pos == 0:
+            raise CompositionError(f"{cs.label} expects {wanted}, but the first stage must start from noise")
+        prev = stages[pos - 1]
+        match = next((o for o, m in enumerate(prev.stage.outputs) if wanted.compatible(m)), None)
+        if match is None:
+            raise CompositionError(f"{cs.label} expects {wanted} but {prev.label} produced {_list(prev.stage.outputs)}")
+        inputs.append((pos - 1, match))
+    produced = [(s, o, m) for s, cs in enumerate(stages) for o, m in enumerate(cs.stage.outputs)]
+    images = [(s, o, m) for s, o, m in produced if isinstance(m, Image)]
+    if not images:
+        raise CompositionError(f"the chain produces no Image (it produced {_list([m for _, _, m in produced])}); the last stage must yield an image")
+    s_img, o_img, image = images[-1]
+    labels = [(s, o, m) for s, o, m in produced if isinstance(m, Label) and m.size == image.size]
+    if not labels:
+        raise CompositionError(
+            f"the chain produces {image} but no Label of the same size ({image.size} px); "
+            f"it produced {_list([m for _, _, m in produced])}"
+        )
+    s_lab, o_lab, label = labels[-1]
+    if label.classes != spec.classes or label.encoding != spec.encoding:
+        raise CompositionError(f"the product label {label} does not have the dataset's classes {list(spec.classes)} ({spec.encoding})")
+    return Chain(stages, (s_img, o_img), (s_lab, o_lab), inputs)
+
+
+def _list(mods: tuple[Modality, ...] | list[Modality]) -> str:
+    return " + ".join(str(m) for m in mods) or "nothing"

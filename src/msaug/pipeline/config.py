@@ -1,0 +1,283 @@
+"""Loading a pipeline YAML: safe parsing, key-path line numbers, profiles and ``--set``.
+
+Errors name the file, the line, the dotted key path and what would be valid, e.g.::
+
+    pipelines/xray.yaml:14: stages[1].params.stepz: unknown key. Valid keys: in_size, lr, ...
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from msaug.errors import ConfigError
+from msaug.pipeline.schema import PipelineConfig
+
+Path_ = tuple[str | int, ...]
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_map(node: yaml.Node, path: Path_ = (), lines: dict[Path_, int] | None = None) -> dict[Path_, int]:
+    """Map every key path of a composed YAML document to its 1-based line number."""
+    lines = {} if lines is None else lines
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _line_map(value_node, path + (key,), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[path + (i,)] = item.start_mark.line + 1
+            _line_map(item, path + (i,), lines)
+    return lines
+
+
+@dataclass
+class LoadedYAML:
+    path: Path
+    data: dict[str, Any]
+    lines: dict[Path_, int] = field(default_factory=dict)
+    #: key path -> where an override came from ("--set data.size=64", "profile 'quick'")
+    origins: dict[Path_, str] = field(default_factory=dict)
+
+    def where(self, path: Sequence[str | int]) -> str:
+        """``file:line: key.path`` for error messages (the nearest known line)."""
+        path = tuple(path)
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.origins:
+                return f"{self.path}: {format_path(path)} (set by {self.origins[path[:n]]})"
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.lines:
+                return f"{self.path}:{self.lines[path[:n]]}: {format_path(path)}"
+        return f"{self.path}: {format_path(path)}"
+
+
+def read_yaml(path: str | Path) -> LoadedYAML:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: pipeline file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read pipeline file ({exc})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: YAML syntax error: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML error: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a pipeline file must be a mapping with name, data and stages; got {type(data).__name__}")
+    return LoadedYAML(path, data, _line_map(node) if node is not None else {})
+
+
+def parse_set(expr: str) -> tuple[str, Any]:
+    """Parse ``a.b.c=value``; the value is read as YAML (numbers, booleans, lists)."""
+    if "=" not in expr:
+        raise ConfigError(f"--set {expr!r}: expected KEY=VALUE, e.g. --set data.size=128")
+    key, _, raw = expr.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {expr!r}: the key must be a dotted path like data.size or stages.image.params.lr")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _stage_index(stages: list[Any], part: str, dotted: str) -> int:
+    if part.lstrip("-").isdigit():
+        index = int(part)
+        if not -len(stages) <= index < len(stages):
+            raise ConfigError(f"{dotted}: stage index {index} is out of range; the pipeline has {len(stages)} stages")
+        return index % len(stages)
+    names = []
+    for i, st in enumerate(stages):
+        if isinstance(st, Mapping):
+            short = st.get("name") or str(st.get("use", "")).split(".")[-1]
+            names.append(short)
+            if short == part:
+                return i
+    raise ConfigError(f"{dotted}: no stage named {part!r}; stages are: {', '.join(names) or '(none)'} (or use an index)")
+
+
+def resolve_path(data: dict[str, Any], dotted: str) -> Path_:
+    """Turn ``stages.image.params.lr`` into ``("stages", 2, "params", "lr")``."""
+    parts = dotted.split(".")
+    path: list[str | int] = []
+    node: Any = data
+    for i, part in enumerate(parts):
+        if isinstance(node, list):
+            index = _stage_index(node, part, dotted) if path == ["stages"] else _list_index(node, part, dotted)
+            path.append(index)
+            node = node[index]
+        else:
+            path.append(part)
+            node = node.get(part) if isinstance(node, Mapping) else None
+    return tuple(path)
+
+
+def _list_index(items: list[Any], part: str, dotted: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(items) <= int(part) < len(items):
+        raise ConfigError(f"{dotted}: {part!r} is not a valid index for a list of {len(items)} items")
+    return int(part) % len(items)
+
+
+def set_path(data: dict[str, Any], path: Path_, value: Any, dotted: str) -> None:
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        if isinstance(part, int):
+            node = node[part]
+            continue
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, (dict, list)):
+            raise ConfigError(f"{dotted}: {format_path(path[: i + 1])} is a {type(child).__name__}, not a mapping")
+        node = child
+    last = path[-1]
+    if isinstance(node, list):
+        node[last] = value  # type: ignore[index]
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"{dotted}: cannot set a key inside a {type(node).__name__}")
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested override maps to dotted keys (``{data: {size: 64}}`` -> ``{"data.size": 64}``)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, dotted))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def apply_overrides(loaded: LoadedYAML, overrides: Mapping[str, Any], origin: str) -> None:
+    for dotted, value in overrides.items():
+        path = resolve_path(loaded.data, dotted)
+        set_path(loaded.data, path, copy.deepcopy(value), f"{origin}: {dotted}")
+        loaded.origins[path] = origin if origin.startswith("profile") else f"--set {dotted}={value!r}"
+
+
+def default_profile(available: Sequence[str]) -> str | None:
+    """``full`` where CUDA is available, else ``quick``; ``None`` if the pipeline lacks it."""
+    import torch
+
+    wanted = "full" if torch.cuda.is_available() else "quick"
+    return wanted if wanted in available else None
+
+
+def validation_message(loaded: LoadedYAML, exc: ValidationError, prefix: Path_ = (), model: type[BaseModel] | None = None) -> str:
+    """One readable message per pydantic error, each naming file, line and key path."""
+    messages = []
+    for err in exc.errors():
+        loc = prefix + tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            valid = _valid_keys(model, tuple(err["loc"])[:-1]) if model else []
+            hint = f" Valid keys: {', '.join(valid)}." if valid else ""
+            messages.append(f"{loaded.where(loc)}: unknown key.{hint}")
+        elif err["type"] == "missing":
+            messages.append(f"{loaded.where(loc)}: required key is missing")
+        else:
+            given = err.get("input")
+            shown = f" (got {given!r})" if not isinstance(given, (dict, list)) else ""
+            messages.append(f"{loaded.where(loc)}: {err['msg']}{shown}")
+    return "\n".join(messages)
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the (sub)model at ``loc``, for "unknown key" hints."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field_info = getattr(current, "model_fields", {}).get(part)
+        if field_info is None:
+            return []
+        annotation = field_info.annotation
+        current = _model_in(annotation)
+        if current is None:
+            return []
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+@dataclass
+class ResolvedConfig:
+    config: PipelineConfig
+    loaded: LoadedYAML
+    profile: str | None
+    sets: list[str]
+
+
+def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[str] = ()) -> ResolvedConfig:
+    """Read, apply the profile and ``--set`` overrides, and validate a pipeline YAML.
+
+    ``profile=None`` picks the default (``quick`` on CPU, ``full`` with CUDA, when defined);
+    ``profile="none"`` applies no profile.
+    """
+    loaded = read_yaml(path)
+    profiles = loaded.data.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{loaded.where(('profiles',))}: must be a mapping of profile names to overrides")
+    chosen: str | None
+    if profile is None:
+        chosen = default_profile(list(profiles))
+    elif profile == "none":
+        chosen = None
+    elif profile not in profiles:
+        valid = ", ".join(sorted(profiles)) or "(this pipeline defines none)"
+        raise ConfigError(f"{loaded.path}: profile {profile!r} is not defined. Valid profiles: {valid}")
+    else:
+        chosen = profile
+    if chosen is not None:
+        overrides = profiles[chosen]
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{loaded.where(('profiles', chosen))}: a profile must be a mapping of key paths to values")
+        apply_overrides(loaded, flatten(overrides), f"profile {chosen!r}")
+    parsed = [parse_set(s) for s in sets]
+    for key, value in parsed:
+        apply_overrides(loaded, {key: value}, "--set")
+    base = loaded.path.parent
+    data = loaded.data.get("data")
+    if isinstance(data, dict) and data.get("root") is not None:
+        root = Path(str(data["root"])).expanduser()
+        from_cli = loaded.origins.get(("data", "root"), "").startswith("--set")  # relative to the shell's folder
+        data["root"] = str(root if root.is_absolute() or from_cli else base / root)
+    try:
+        config = PipelineConfig.model_validate(loaded.data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(loaded, exc, model=PipelineConfig)) from None
+    return ResolvedConfig(config, loaded, chosen, list(sets))
