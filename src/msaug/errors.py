@@ -43,7 +43,7 @@ class CheckpointError(MsaugError):
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
     """Return a ``"did you mean ..."`` hint plus the valid names, for error messages."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
+    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.8)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     shown = ", ".join(choices[:30]) + (" ..." if len(choices) > 30 else "")
     return f"{hint} Valid names: {shown or '(none registered)'}."

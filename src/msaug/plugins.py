@@ -212,7 +212,7 @@ def _call_each(pm: pluggy.PluginManager, hook_name: str, registry: Any, failures
     """Call every implementation of a hook separately, so one faulty plugin is isolated."""
     hook = getattr(pm.hook, hook_name)
     for impl in reversed(hook.get_hookimpls()):  # registration order
-        registry.current_plugin = impl.plugin_name
+        registry.current_plugin = "msaug" if impl.plugin_name in DEFAULT_PLUGINS else impl.plugin_name
         try:
             impl.function(register=registry)
         except Exception as exc:

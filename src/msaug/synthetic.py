@@ -29,6 +29,7 @@ from msaug.resize import bits_to_channels, channels_to_bits, index_to_channels
 from msaug.sample import DataSpec, Sample
 
 MANIFEST = "manifest.jsonl"
+SHARD_MANIFESTS = "manifest.shard-*-of-*.jsonl"
 DESCRIPTION = "dataset.json"
 
 
@@ -76,8 +77,16 @@ class SyntheticWriter:
         write_json(self.root / DESCRIPTION, description)
 
     def existing(self) -> dict[int, dict[str, Any]]:
-        """Manifest entries already written whose files exist (a truncated last line is dropped)."""
-        return {e["index"]: e for e in read_manifest(self.root, strict=False) if self._files_exist(e)}
+        """Entries already written, from the manifest and any shard manifests, whose files exist.
+
+        A line cut short by a kill is dropped (its pair is regenerated).
+        """
+        found: dict[int, dict[str, Any]] = {}
+        for path in [self.root / MANIFEST, *sorted(self.root.glob(SHARD_MANIFESTS))]:
+            for e in read_manifest(self.root, strict=False, name=path.name):
+                if self._files_exist(e):
+                    found[e["index"]] = e
+        return found
 
     def _files_exist(self, entry: dict[str, Any]) -> bool:
         return (self.root / entry["image"]).is_file() and (self.root / entry["label"]).is_file()
@@ -99,8 +108,17 @@ class SyntheticWriter:
             **extra,
         }
 
-    def append_manifest(self, entries: Iterable[dict[str, Any]]) -> None:
-        path = self.root / MANIFEST
+    def repair(self, name: str = MANIFEST) -> None:
+        """Drop a line cut short by a kill from a manifest before appending to it again."""
+        path = self.root / name
+        if path.is_file():
+            entries = read_manifest(self.root, strict=False, name=name)
+            with atomic_open(path, "w") as fh:
+                for entry in entries:
+                    fh.write(json.dumps(entry, sort_keys=True) + "\n")
+
+    def append_manifest(self, entries: Iterable[dict[str, Any]], name: str = MANIFEST) -> None:
+        path = self.root / name
         with open(path, "a", encoding="utf-8") as fh:
             for entry in entries:
                 fh.write(json.dumps(entry, sort_keys=True) + "\n")
@@ -108,14 +126,20 @@ class SyntheticWriter:
             os.fsync(fh.fileno())
 
     def finalize(self, entries: dict[int, dict[str, Any]]) -> None:
-        """Rewrite the manifest in index order (atomically)."""
+        """Rewrite the manifest in index order (atomically) and drop merged shard manifests."""
         with atomic_open(self.root / MANIFEST, "w") as fh:
             for index in sorted(entries):
                 fh.write(json.dumps(entries[index], sort_keys=True) + "\n")
+        for part in self.root.glob(SHARD_MANIFESTS):
+            part.unlink(missing_ok=True)
 
 
-def read_manifest(root: Path, strict: bool = True) -> list[dict[str, Any]]:
-    path = Path(root) / MANIFEST
+def shard_manifest(shard: int, shards: int) -> str:
+    return f"manifest.shard-{shard}-of-{shards}.jsonl"
+
+
+def read_manifest(root: Path, strict: bool = True, name: str = MANIFEST) -> list[dict[str, Any]]:
+    path = Path(root) / name
     if not path.is_file():
         if strict:
             raise DataError(f"{path}: manifest not found; is {root} a synthetic dataset folder?")

@@ -275,7 +275,7 @@ def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[s
     if isinstance(data, dict) and data.get("root") is not None:
         root = Path(str(data["root"])).expanduser()
         from_cli = loaded.origins.get(("data", "root"), "").startswith("--set")  # relative to the shell's folder
-        data["root"] = str(root if root.is_absolute() or from_cli else base / root)
+        data["root"] = str((root if root.is_absolute() or from_cli else base / root).resolve())
     try:
         config = PipelineConfig.model_validate(loaded.data)
     except ValidationError as exc:

@@ -1,0 +1,207 @@
+"""The ``msaug`` command line: click commands only, each a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from msaug import __version__
+from msaug.errors import MsaugError
+
+console = Console(stderr=True)
+out_console = Console()
+
+
+class MsaugGroup(click.Group):
+    """Turns user errors into one clear line and a non-zero exit; no traceback unless --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MsaugError as exc:
+            if ctx.find_root().params.get("debug"):
+                traceback.print_exc()
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: everything written so far is kept; rerun with --resume to continue")
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug in msaug or a plugin: say so briefly
+            if ctx.find_root().params.get("debug"):
+                raise
+            console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n(rerun with [bold]msaug --debug ...[/] to see the traceback)", highlight=False)
+            ctx.exit(1)
+
+
+@click.group(cls=MsaugGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="msaug")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """msaug: multi-stage generative augmentation for medical image segmentation."""
+
+
+def _failures_note(registries: Any) -> None:
+    for failure in registries.failures:
+        console.print(f"[yellow]plugin {failure.plugin}[/]: {failure.reason}", highlight=False)
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    out_console.print(table)
+
+
+@cli.group(cls=MsaugGroup)
+def stages() -> None:
+    """Registered stages."""
+
+
+@stages.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--filter", "pattern", default=None, help="Glob on stage names, e.g. 'gan.*'.")
+def stages_list(as_json: bool, pattern: str | None) -> None:
+    """List stages with their plugin, modalities and params."""
+    from msaug.plugins import get_registries
+    from msaug.sample import DataSpec
+
+    registries = get_registries()
+    example = DataSpec(("class_a", "class_b"), "multilabel", 1, 256)
+    rows = []
+    for entry in registries.stages.entries(pattern):
+        cls = entry.obj
+        try:
+            stage = cls(None, example)
+            io = (str(stage.input), ", ".join(str(m) for m in stage.outputs))
+        except Exception:  # params without defaults: show the modality kinds from the class
+            io = ("(needs params)", "(needs params)")
+        params = {name: (str(f.default) if not f.is_required() else "required") for name, f in cls.Params.model_fields.items()}
+        rows.append({"name": entry.name, "plugin": entry.plugin, "input": io[0], "output": io[1], "description": entry.description, "params": params})
+    if as_json:
+        click.echo(json.dumps({"stages": rows, "failures": [f.__dict__ for f in registries.failures]}, indent=2))
+        return
+    _table("msaug stages (modalities shown for a 2-class multilabel dataset at 256 px)", ["name", "plugin", "input → output", "description"],
+           [[r["name"], r["plugin"], f"{r['input']} → {r['output']}", r["description"]] for r in rows])
+    _failures_note(registries)
+
+
+@cli.group(cls=MsaugGroup)
+def datasets() -> None:
+    """Registered datasets."""
+
+
+@datasets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def datasets_list(as_json: bool) -> None:
+    """List datasets with their plugin and description."""
+    from msaug.plugins import get_registries
+
+    registries = get_registries()
+    rows = [{"name": e.name, "plugin": e.plugin, "description": e.description} for e in registries.datasets.entries()]
+    if as_json:
+        click.echo(json.dumps({"datasets": rows, "failures": [f.__dict__ for f in registries.failures]}, indent=2))
+        return
+    _table("msaug datasets", ["name", "plugin", "description"], [[r["name"], r["plugin"], r["description"]] for r in rows])
+    _failures_note(registries)
+
+
+@cli.group(cls=MsaugGroup)
+def pipeline() -> None:
+    """Check and run pipelines declared in YAML."""
+
+
+def _common_pipeline_options(f: Any) -> Any:
+    f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any key, e.g. --set data.size=64 (repeatable).")(f)
+    f = click.option("--profile", default=None, help="Profile to apply (default: quick on CPU, full with CUDA; 'none' for none).")(f)
+    return f
+
+
+@pipeline.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+@_common_pipeline_options
+def pipeline_check(file: Path, profile: str | None, sets: tuple[str, ...]) -> None:
+    """Validate a pipeline YAML and type-check its chain of stages (no training)."""
+    from msaug.pipeline.runner import prepare
+
+    prepared = prepare(file, profile, sets)
+    console.print(f"profile: [bold]{prepared.resolved.profile or '(none)'}[/]")
+    spec = prepared.spec
+    out_console.print(f"[green]ok[/]: {file} — {prepared.config.name}, data {prepared.config.data.dataset} ({len(prepared.dataset)} cases, {spec.encoding}, classes: {', '.join(spec.classes)})")
+    for cs in prepared.chain.stages:
+        out_console.print(f"  {cs.index + 1}. {cs.use:<24} {cs.stage.input} → {', '.join(map(str, cs.stage.outputs))}", highlight=False)
+    out_console.print(f"  product: {prepared.chain.image} + {prepared.chain.label}", highlight=False)
+
+
+@pipeline.command("run")
+@click.argument("file", type=click.Path(path_type=Path))
+@_common_pipeline_options
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default: runs/<name>-<profile>).")
+@click.option("--resume", is_flag=True, help="Continue a killed run in --out: finished stages and pairs are kept.")
+@click.option("--overwrite", is_flag=True, help="Replace what an earlier run wrote in --out.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=None, help="Training and generation seed (overrides the YAML).")
+@click.option("--no-evaluate", is_flag=True, help="Skip the evaluate block.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def pipeline_run(file: Path, profile: str | None, sets: tuple[str, ...], out: Path | None, resume: bool, overwrite: bool,
+                 device: str, seed: int | None, no_evaluate: bool, quiet: bool) -> None:
+    """Train every stage, generate the synthetic dataset, evaluate and write a report."""
+    from msaug.pipeline.runner import RunOptions, run_pipeline
+
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    options = RunOptions(out, profile, sets, resume, overwrite, device, seed, not no_evaluate, not quiet)
+    run_pipeline(file, options, console)
+
+
+@cli.command("generate")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--count", type=click.IntRange(min=0), default=None, help="Pairs in total (default: the pipeline's generate.count).")
+@click.option("--shard", default=None, metavar="I/N", help="Generate only shard I of N (0-based); any sharding gives identical files.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate_cmd(run_dir: Path, count: int | None, shard: str | None, device: str, quiet: bool) -> None:
+    """Generate (more) synthetic pairs from a finished run, deterministically per index."""
+    from msaug.pipeline.generate import parse_shard
+    from msaug.pipeline.runner import generate_run
+
+    result = generate_run(run_dir, count, parse_shard(shard) if shard else None, device, console, not quiet)
+    if not result.complete and shard:
+        console.print("other shards are still missing; the manifest is merged when the last shard finishes")
+
+
+def _attach_optional_commands() -> None:
+    """Commands that live in their own modules (segmentation, export, compare, ...)."""
+    import importlib
+    import importlib.util
+
+    for module_name, names in (("msaug.cli_segment", ("segment", "export")),):
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        for name in names:
+            command = getattr(module, name, None)
+            if isinstance(command, click.Command):
+                cli.add_command(command, name)
+
+
+_attach_optional_commands()
+
+
+def main() -> None:
+    cli.main(prog_name="msaug")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+    sys.exit(0)

@@ -1,0 +1,383 @@
+"""The pipeline runner: fit each stage, generate the synthetic dataset, evaluate, report.
+
+Run directory (see ARCHITECTURE.md)::
+
+    OUT/pipeline.resolved.yaml   every default and override made explicit
+    OUT/split.json               the train/test case split
+    OUT/stages/01-<name>/        stage.safetensors, stage.json, metrics.jsonl, samples/
+    OUT/synthetic/               images/, labels/, manifest.jsonl, dataset.json
+    OUT/report.json, report.md, grid.png
+
+Every file is written atomically. ``resume=True`` skips finished stages (``stage.json``
+marks a stage complete only after its weights are on disk) and pairs already written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from rich.console import Console
+
+from msaug.data import load_dataset, split_indices
+from msaug.errors import CheckpointError, ConfigError, DataError
+from msaug.io import atomic_write, read_json, sha256_file, write_json
+from msaug.modality import Noise
+from msaug.pipeline.composer import Chain, ComposedStage, build_stages, check_chain
+from msaug.pipeline.config import ResolvedConfig, flatten, load_pipeline
+from msaug.pipeline.generate import GenerationResult, generate
+from msaug.plugins import Registries, get_registries
+from msaug.sample import Dataset, DataSpec, ListDataset, Sample
+from msaug.stage import Budget, FitContext, Pairs
+from msaug.synthetic import SyntheticWriter
+
+RESOLVED = "pipeline.resolved.yaml"
+OWNED = (RESOLVED, "split.json", "stages", "synthetic", "evaluation", "report.json", "report.md", "grid.png")
+
+
+@dataclass
+class RunOptions:
+    out: Path | None = None
+    profile: str | None = None
+    sets: Sequence[str] = ()
+    resume: bool = False
+    overwrite: bool = False
+    device: str = "auto"
+    seed: int | None = None
+    evaluate: bool = True
+    show_progress: bool = True
+
+
+@dataclass
+class Prepared:
+    """A validated, composed pipeline: everything known before any work starts."""
+
+    resolved: ResolvedConfig
+    registries: Registries
+    dataset: Dataset
+    chain: Chain
+
+    @property
+    def config(self):  # noqa: ANN201 - PipelineConfig
+        return self.resolved.config
+
+    @property
+    def spec(self) -> DataSpec:
+        return self.dataset.spec
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The pipeline with every default made explicit (stage params included), profiles applied."""
+        data = self.config.model_dump(mode="json")
+        data["profiles"] = {}
+        for sc, cs in zip(data["stages"], self.chain.stages):
+            sc["name"] = cs.name
+            sc["params"] = cs.stage.params.model_dump(mode="json")
+        return data
+
+
+def prepare(path: str | Path, profile: str | None = None, sets: Sequence[str] = (), registries: Registries | None = None) -> Prepared:
+    """Load, validate and compose a pipeline (builds the dataset index, trains nothing)."""
+    resolved = load_pipeline(path, profile, sets)
+    registries = registries or get_registries()
+    config = resolved.config
+    try:
+        registries.datasets.entry(config.data.dataset)
+    except KeyError as exc:
+        raise ConfigError(f"{resolved.loaded.where(('data', 'dataset'))}: {exc}") from None
+    dataset = load_dataset(config.data, registries)
+    stages = build_stages(config.stages, dataset.spec, registries, resolved.loaded)
+    chain = check_chain(stages, dataset.spec)
+    return Prepared(resolved, registries, dataset, chain)
+
+
+def resolved_yaml(prepared: Prepared) -> str:
+    r = prepared.resolved
+    header = [
+        f"# Resolved from {r.loaded.path} by msaug pipeline run",
+        f"# profile: {r.profile or '(none)'}",
+        *(f"# --set {s}" for s in r.sets),
+    ]
+    return "\n".join(header) + "\n" + yaml.safe_dump(prepared.resolved_dict(), sort_keys=False)
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    a, b = flatten(old), flatten(new)
+    keys = sorted(set(a) | set(b))
+    return [f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}" for k in keys if a.get(k) != b.get(k)]
+
+
+def prepare_out_dir(out: Path, text: str, resume: bool, overwrite: bool) -> None:
+    """Create, check or clear the run directory before any work."""
+    existing = out / RESOLVED
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if overwrite:
+            for name in OWNED:
+                target = out / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        elif resume:
+            if existing.is_file():
+                old = yaml.safe_load(existing.read_text())
+                diff = _differences(old, yaml.safe_load(text))
+                if diff:
+                    raise ConfigError(
+                        f"{existing}: the pipeline changed since this run started, so --resume would mix two configurations: "
+                        + "; ".join(diff[:8])
+                        + ". Use a new --out, or --overwrite to start again."
+                    )
+        else:
+            raise ConfigError(f"--out {out}: the folder exists and is not empty; pass --resume to continue that run or --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(existing, text)
+    except PermissionError:
+        raise DataError(f"--out {out}: no permission to write there; choose another --out") from None
+    except OSError as exc:
+        raise DataError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+
+
+def make_pairs(cs: ComposedStage, samples: Sequence[Sample], spec: DataSpec) -> Pairs:
+    """Training pairs for one stage: views of the real training samples (teacher forcing)."""
+    stage = cs.stage
+    needs_image = any(m.kind == "image" for m in (stage.input, *stage.outputs))
+    if needs_image and any(s.image is None for s in samples):
+        raise DataError(f"{cs.label} learns images, but dataset samples have labels only (e.g. {samples[0].id!r})")
+    inputs = None if isinstance(stage.input, Noise) else torch.stack([stage.input.view(s) for s in samples])
+    targets = tuple(torch.stack([m.view(s) for s in samples]) for m in stage.outputs)
+    roi = None
+    if spec.has_roi and all(s.roi is not None for s in samples):
+        roi = torch.stack([torch.as_tensor(s.roi, dtype=torch.bool) for s in samples])
+    return Pairs(stage.input, stage.output, inputs, targets if len(targets) > 1 else targets[0], [s.id for s in samples], roi)
+
+
+def save_stage(cs: ComposedStage, folder: Path, summary: dict[str, Any], seconds: float, budget: Budget) -> str:
+    from safetensors.torch import save
+
+    state = {k: v.detach().contiguous().cpu() for k, v in cs.stage.state_dict().items()}
+    blob = save(state, metadata={"stage": cs.use})
+    atomic_write(folder / "stage.safetensors", blob)
+    digest = hashlib.sha256(blob).hexdigest()
+    write_json(
+        folder / "stage.json",
+        {
+            "use": cs.use,
+            "name": cs.name,
+            "params": cs.stage.params.model_dump(mode="json"),
+            "input": str(cs.stage.input),
+            "outputs": [str(m) for m in cs.stage.outputs],
+            "budget": {"steps": budget.steps, "seconds": budget.seconds},
+            "seconds": round(seconds, 3),
+            "summary": summary,
+            "sha256": digest,
+            "complete": True,
+        },
+    )
+    return digest
+
+
+def load_stage(cs: ComposedStage, folder: Path) -> dict[str, Any]:
+    """Restore a finished stage from its folder; returns its stage.json."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    info = read_json(folder / "stage.json")
+    weights = folder / "stage.safetensors"
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing, though stage.json says the stage finished; rerun with --overwrite")
+    if sha256_file(weights) != info.get("sha256"):
+        raise CheckpointError(f"{weights}: sha256 does not match stage.json; the file was changed or damaged")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: not a valid safetensors file ({exc})") from None
+    cs.stage.load_state_dict(state)
+    return info
+
+
+def stage_complete(folder: Path) -> bool:
+    info = folder / "stage.json"
+    if not info.is_file():
+        return False
+    try:
+        return bool(read_json(info).get("complete"))
+    except DataError:
+        return False
+
+
+def product_spec(prepared: Prepared) -> DataSpec:
+    s = prepared.spec
+    return DataSpec(s.classes, s.encoding, prepared.chain.image.channels, prepared.chain.image.size, s.domain, s.has_roi)
+
+
+@dataclass
+class RunState:
+    out: Path
+    device: torch.device
+    stage_info: list[dict[str, Any]] = field(default_factory=list)
+    generation: GenerationResult | None = None
+    train: ListDataset | None = None
+    test: ListDataset | None = None
+
+
+def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Console, show_progress: bool) -> None:
+    from msaug.train import distributed
+
+    config = prepared.config
+    samples = state.train.samples if state.train else []
+    total = len(prepared.chain.stages)
+    for cs, sc in zip(prepared.chain.stages, config.stages):
+        folder = state.out / "stages" / cs.folder
+        cs.stage.to(state.device)
+        head = f"[bold]Stage {cs.index + 1}/{total}[/] {cs.use} ({cs.stage.input} → {', '.join(map(str, cs.stage.outputs))})"
+        if resume and stage_complete(folder):
+            info = load_stage(cs, folder)
+            cs.stage.to(state.device)
+            console.print(f"{head}: [green]done earlier[/], loaded {folder / 'stage.safetensors'}")
+            state.stage_info.append(info)
+            continue
+        budget = Budget(sc.budget.steps, sc.budget.seconds)
+        console.print(f"{head}: fitting on {len(samples)} real pairs, budget {budget}")
+        pairs = make_pairs(cs, samples, prepared.spec)
+        ctx = FitContext(out_dir=folder, device=state.device, seed=config.seed + cs.index, resume=resume, show_progress=show_progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        summary = cs.stage.fit(pairs, budget, ctx) or {}
+        seconds = time.monotonic() - start
+        cs.stage.to(state.device)
+        if distributed.is_main():
+            save_stage(cs, folder, summary, seconds, budget)
+        distributed.barrier()
+        info = read_json(folder / "stage.json")
+        state.stage_info.append(info)
+        console.print(f"  finished in {seconds:.1f} s")
+
+
+def stage_hashes(state: RunState) -> dict[str, str]:
+    return {f"{i + 1:02d}-{info['name']}": info["sha256"][:16] for i, info in enumerate(state.stage_info)}
+
+
+def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[int, int] | None, console: Console, show_progress: bool) -> GenerationResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from msaug.train import distributed
+
+    gen = prepared.config.generate
+    if shard is None:
+        shard = (distributed.rank(), distributed.world_size())
+    writer = SyntheticWriter(state.out / "synthetic", product_spec(prepared), gen.bit_depth)
+    for cs in prepared.chain.stages:
+        if hasattr(cs.stage, "eval"):
+            cs.stage.eval()
+    with Progress(
+        TextColumn("[bold]generating[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=not show_progress, transient=False,
+    ) as bar:
+        task = bar.add_task("generate", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = generate(prepared.chain, writer, count, gen.batch_size, gen.seed, state.device, shard, stage_hashes(state), progress)
+    distributed.barrier()
+    if shard[1] > 1 and distributed.is_main():
+        everything = writer.existing()
+        if all(i in everything for i in range(count)):
+            writer.finalize({i: everything[i] for i in range(count)})
+            result.complete = True
+    console.print(
+        f"[bold]Generated[/] {result.written} pairs in {result.seconds:.1f} s"
+        + (f" ({result.pairs_per_second:.1f} pairs/s)" if result.written else "")
+        + (f", {result.skipped} already on disk" if result.skipped else "")
+    )
+    state.generation = result
+    return result
+
+
+def split_data(prepared: Prepared, state: RunState) -> None:
+    config = prepared.config
+    indices = split_indices(len(prepared.dataset), config.data.split)
+    state.train = ListDataset(prepared.spec, [prepared.dataset[i] for i in indices["train"]])
+    state.test = ListDataset(prepared.spec, [prepared.dataset[i] for i in indices["test"]])
+    from msaug.train import distributed
+
+    if distributed.is_main():
+        write_json(
+            state.out / "split.json",
+            {
+                "dataset": config.data.dataset,
+                "seed": config.data.split.seed,
+                "train": [state.train.samples[j].id for j in range(len(state.train))],
+                "test": [state.test.samples[j].id for j in range(len(state.test))],
+            },
+        )
+
+
+def run_pipeline(path: str | Path, options: RunOptions, console: Console | None = None) -> dict[str, Any]:
+    """Run a pipeline end to end; returns the report (also written to OUT/report.json)."""
+    from msaug.pipeline.report import write_report
+    from msaug.train import distributed
+    from msaug.train.device import resolve_device
+
+    console = console or Console(stderr=True)
+    sets = list(options.sets)
+    if options.seed is not None:
+        sets += [f"seed={options.seed}", f"generate.seed={options.seed}"]
+    prepared = prepare(path, options.profile, sets)
+    config = prepared.config
+    console.print(f"[bold]msaug[/] pipeline [cyan]{config.name}[/] — profile: [bold]{prepared.resolved.profile or '(none)'}[/]")
+    distributed.init_from_env()
+    device = resolve_device(options.device)
+    out = Path(options.out) if options.out else Path("runs") / f"{config.name}-{prepared.resolved.profile or 'default'}"
+    if distributed.is_main():
+        prepare_out_dir(out, resolved_yaml(prepared), options.resume, options.overwrite)
+    distributed.barrier()
+    console.print(f"device: {device}; run folder: {out}")
+    state = RunState(out, device)
+    started = time.monotonic()
+    split_data(prepared, state)
+    assert state.train is not None and state.test is not None
+    if len(state.train) < 1:
+        raise DataError(f"dataset {config.data.dataset!r}: no training samples after the split")
+    console.print(f"data: {config.data.dataset}, {len(state.train)} train / {len(state.test)} test cases at {config.data.size} px")
+    fit_stages(prepared, state, options.resume, console, options.show_progress)
+    generate_step(prepared, state, config.generate.count, None, console, options.show_progress)
+    report: dict[str, Any] = {}
+    if distributed.is_main():
+        report = write_report(prepared, state, options, console, time.monotonic() - started)
+    distributed.barrier()
+    return report
+
+
+def generate_run(run_dir: str | Path, count: int | None, shard: tuple[int, int] | None, device: str = "auto",
+                 console: Console | None = None, show_progress: bool = True) -> GenerationResult:
+    """``msaug generate``: more pairs (or a shard of them) from a finished run's checkpoints."""
+    from msaug.train import distributed
+    from msaug.train.device import resolve_device
+
+    console = console or Console(stderr=True)
+    run_dir = Path(run_dir)
+    resolved = run_dir / RESOLVED
+    if not resolved.is_file():
+        raise DataError(f"{run_dir}: no {RESOLVED}; is this a run folder written by msaug pipeline run?")
+    prepared = prepare(resolved, profile="none")
+    distributed.init_from_env()
+    state = RunState(run_dir, resolve_device(device))
+    for cs in prepared.chain.stages:
+        folder = run_dir / "stages" / cs.folder
+        if not stage_complete(folder):
+            raise CheckpointError(f"{folder}: the stage has not finished training; run msaug pipeline run {resolved} --out {run_dir} --resume first")
+        state.stage_info.append(load_stage(cs, folder))
+        cs.stage.to(state.device)
+    n = prepared.config.generate.count if count is None else count
+    return generate_step(prepared, state, n, shard, console, show_progress)
