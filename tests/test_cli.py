@@ -1,0 +1,95 @@
+"""CLI exit codes and messages: user errors are one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from msaug.cli import cli
+from tests.conftest import CLASSIC
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_version(runner):
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == "msaug, version 0.1.0"
+
+
+def test_stages_list_json(runner):
+    result = runner.invoke(cli, ["stages", "list", "--json"])
+    assert result.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(result.stdout)["stages"]}
+    assert rows["core.lab2im"]["plugin"] == "msaug"
+    assert rows["core.lab2im"]["input"] == "Label(2 classes, 256 px, multilabel)"
+    assert rows["core.lab2im"]["output"] == "Image(1 ch, 256 px)"
+    assert rows["core.real_labels"]["params"]["rotation"] == "8.0"
+
+
+def test_stages_list_table(runner):
+    result = runner.invoke(cli, ["stages", "list", "--filter", "core.*"])
+    assert result.exit_code == 0
+    assert "core.real_labels" in result.stdout and "gan." not in result.stdout
+
+
+def test_datasets_list(runner):
+    result = runner.invoke(cli, ["datasets", "list", "--json"])
+    names = {r["name"] for r in json.loads(result.stdout)["datasets"]}
+    assert {"folder", "synthetic"} <= names
+
+
+def test_pipeline_check_ok_and_broken(runner, classic_yaml, tmp_path):
+    result = runner.invoke(cli, ["pipeline", "check", str(classic_yaml)])
+    assert result.exit_code == 0, result.output
+    assert "ok:" in result.stdout and "product: Image(1 ch, 32 px) + Label(3 classes, 32 px, index)" in result.stdout
+    broken = {**CLASSIC, "stages": [{"use": "core.real_labels", "params": {"size": 16}}, {"use": "core.lab2im"}]}
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    result = runner.invoke(cli, ["pipeline", "check", str(path)])
+    assert result.exit_code == 2
+    assert "error: stage 2 'core.lab2im' expects Label(3 classes, 32 px, index) but stage 1 'core.real_labels' produced Label(3 classes, 16 px, index)" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+
+
+def test_pipeline_run_cli(runner, classic_yaml, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(cli, ["pipeline", "run", str(classic_yaml), "--out", str(out), "--quiet", "--set", "generate.count=4"])
+    assert result.exit_code == 0, result.output
+    assert "profile: quick" in result.stderr
+    assert len(list((out / "synthetic/images").iterdir())) == 4
+    again = runner.invoke(cli, ["pipeline", "run", str(classic_yaml), "--out", str(out), "--quiet"])
+    assert again.exit_code == 2 and "pass --resume" in again.stderr
+    both = runner.invoke(cli, ["pipeline", "run", str(classic_yaml), "--resume", "--overwrite"])
+    assert both.exit_code == 2 and "exclude each other" in both.output
+    gen = runner.invoke(cli, ["generate", str(out), "--count", "6", "--shard", "3/2", "--quiet"])
+    assert gen.exit_code == 2 and "need 0 <= I < N" in gen.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pipeline", "check", "nope.yaml"], "nope.yaml: pipeline file not found"),
+        (["pipeline", "run", "nope.yaml", "--device", "tpu"], "Invalid value for '--device'"),
+        (["generate", ".", "--count", "2"], "no pipeline.resolved.yaml"),
+    ],
+)
+def test_user_errors(runner, args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_console_script_exit_code_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "msaug", "pipeline", "check", str(tmp_path / "x.yaml")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "x.yaml: pipeline file not found" in proc.stderr and "Traceback" not in proc.stderr
