@@ -1,0 +1,117 @@
+"""Real fundus datasets read from their release folders: files, reading, and the Dataset.
+
+The layouts themselves (which file is whose label and mask) live in
+:mod:`msaug_fundus.layouts`; this module turns a list of :class:`CaseFiles` into samples.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from msaug import ConfigError, DataConfig, DataError, Sample
+
+from msaug_fundus.fov import fov_from_image
+from msaug_fundus.spec import fundus_spec, make_sample
+
+PILImage.MAX_IMAGE_PIXELS = 1 << 28  # HRF photographs are 3504 x 2336
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """The files of one photograph; ``mask`` is None where the release ships no FOV mask."""
+
+    id: str
+    image: Path
+    label: Path
+    mask: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def _open(path: Path) -> PILImage.Image:
+    """Open an image file, transparently gunzipping ``*.gz`` (STARE ships ``.ppm.gz``)."""
+    try:
+        if path.suffix.lower() == ".gz":
+            with gzip.open(path, "rb") as fh:
+                data = fh.read()
+            img = PILImage.open(io.BytesIO(data))
+        else:
+            img = PILImage.open(path)
+        img.load()
+        return img
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read image ({exc})") from None
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """A photograph as float32 ``[3, H, W]`` in [0, 1]."""
+    img = _open(path)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        arr = np.repeat((arr / (65535.0 if arr.max() > 255 else 255.0))[None], 3, axis=0)
+    else:
+        arr = np.moveaxis(np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0, -1, 0)
+    return arr.astype(np.float32)
+
+
+def read_binary(path: Path, what: str) -> np.ndarray:
+    """A vessel map or FOV mask as ``[H, W]`` bool: 0/255 files (and 0/1 ones) alike."""
+    img = _open(path)
+    arr = np.asarray(img.convert("L") if img.mode not in ("1", "L") else img)
+    arr = arr.astype(np.int64)
+    if arr.ndim != 2:
+        raise DataError(f"{path}: a {what} must have one channel, found shape {arr.shape}")
+    if arr.max() <= 1:
+        return arr > 0
+    return arr >= 128
+
+
+class RealFundusDataset:
+    """Cases of a public fundus release, read on access and resized square to ``data.size``."""
+
+    def __init__(self, name: str, cases: list[CaseFiles], config: DataConfig):
+        if config.count is not None:
+            cases = cases[: config.count]
+        self.name = name
+        self.cases = cases
+        self.spec = fundus_spec(config.size)
+        self._get = lru_cache(maxsize=64)(self._load)
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self._get(range(len(self.cases))[index])
+
+    def _load(self, index: int) -> Sample:
+        case = self.cases[index]
+        image = read_rgb(case.image)
+        vessels = read_binary(case.label, "vessel map")
+        fov = read_binary(case.mask, "FOV mask") if case.mask is not None else fov_from_image(image)
+        for path, arr in ((case.label, vessels), (case.mask, fov)):
+            if path is not None and arr.shape != image.shape[1:]:
+                raise DataError(
+                    f"{path}: size {arr.shape[1]}x{arr.shape[0]} differs from its photograph "
+                    f"{case.image.name} ({image.shape[2]}x{image.shape[1]})"
+                )
+        meta = {"dataset": self.name, "image": str(case.image), "label": str(case.label), **case.meta}
+        return make_sample(case.id, image, vessels, fov, self.spec.size, meta)
+
+
+def dataset_root(config: DataConfig, release: str) -> Path:
+    """``data.root`` checked to be an existing folder (``release`` names the expected download)."""
+    if config.root is None:
+        raise ConfigError(f"data.root: {config.dataset} needs the folder of the {release} release (set data.root=PATH)")
+    root = Path(config.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.root: {root} is not a folder (expected the {release} release of {config.dataset})")
+    return root
