@@ -8,5 +8,10 @@ from msaug.plugins import StageRegistry
 
 @hookimpl
 def msaug_register_stages(register: StageRegistry) -> None:
-    # The gan.* families are added here as msaug.nn / msaug.train land (issue 3).
-    return None
+    # imported here so that loading the plugin list does not import the training stack
+    from msaug.train.stages import JointStage, LabelGeneratorStage, LabelUpscalerStage, TranslatorStage
+
+    register(LabelGeneratorStage, name="gan.label_generator")
+    register(LabelUpscalerStage, name="gan.label_upscaler")
+    register(TranslatorStage, name="gan.translator")
+    register(JointStage, name="gan.joint")

@@ -1,0 +1,123 @@
+"""Building blocks shared by every generator and discriminator family.
+
+Generators use only per-sample normalisation (GroupNorm, SPADE on GroupNorm), never
+batch statistics: generated row *b* must depend only on its own input and noise, so that
+any batching or sharding of generation gives the same pair for the same index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def channel_schedule(resolution: int, width: int) -> int:
+    """Channels at a feature-map side ``resolution``: wide at coarse scales, narrow at fine ones.
+
+    ``width`` is the channel multiplier (the stage's ``width`` param). Capped at ``4 * width``
+    so a quick CPU run stays cheap; raise ``width`` on a GPU.
+    """
+    return int(min(4 * width, max(8, width * 128 // max(resolution, 1))))
+
+
+def upsampling_plan(size: int, min_start: int = 4, max_levels: int = 8) -> tuple[int, int]:
+    """``(start, levels)``: a ``start``-pixel map doubled ``levels`` times reaches at least ``size``.
+
+    Sizes that are not ``start * 2**levels`` are generated slightly larger and resized down,
+    so any ``data.size`` works.
+    """
+    levels = max(0, min(max_levels, int(math.floor(math.log2(max(size, min_start) / min_start)))))
+    start = math.ceil(size / 2**levels)
+    return start, levels
+
+
+def fit_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize feature maps or outputs to ``size`` (area when shrinking); no-op when already there."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    mode = "area" if x.shape[-1] > size else "bilinear"
+    return F.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+
+
+def group_norm(channels: int, affine: bool = True) -> nn.GroupNorm:
+    """Per-sample normalisation (GroupNorm with up to 8 groups dividing ``channels``)."""
+    groups = math.gcd(8, channels)
+    return nn.GroupNorm(groups, channels, affine=affine)
+
+
+class ConvNormAct(nn.Sequential):
+    """3x3 convolution, GroupNorm, LeakyReLU(0.2)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1), group_norm(cout), nn.LeakyReLU(0.2, inplace=True))
+
+
+class UpBlock(nn.Module):
+    """Nearest-neighbour x2 upsampling followed by two conv/norm/activation layers."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(ConvNormAct(cin, cout), ConvNormAct(cout, cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class DownBlock(nn.Module):
+    """Residual discriminator block: two convs and a x2 average pool, with a pooled 1x1 shortcut."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.conv1(x), 0.2)
+        h = F.leaky_relu(self.conv2(h), 0.2)
+        h = F.avg_pool2d(h, 2, ceil_mode=True)
+        s = self.skip(F.avg_pool2d(x, 2, ceil_mode=True))
+        return (h + s) * (1 / math.sqrt(2))
+
+
+class SPADE(nn.Module):
+    """Spatially-adaptive normalisation (Park et al. 2019): the label map sets scale and shift.
+
+    The label is resized to the feature map with nearest-neighbour sampling so class
+    boundaries stay sharp at every scale.
+    """
+
+    def __init__(self, channels: int, label_channels: int, hidden: int = 32):
+        super().__init__()
+        self.norm = group_norm(channels, affine=False)
+        self.shared = nn.Sequential(nn.Conv2d(label_channels, hidden, 3, padding=1), nn.ReLU(inplace=True))
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        seg = F.interpolate(label, size=x.shape[-2:], mode="nearest")
+        h = self.shared(seg)
+        return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
+
+
+class SPADEResBlock(nn.Module):
+    """SPADE residual block (two SPADE-norm-activation-conv units and a learned shortcut)."""
+
+    def __init__(self, cin: int, cout: int, label_channels: int):
+        super().__init__()
+        mid = min(cin, cout)
+        self.norm1 = SPADE(cin, label_channels)
+        self.conv1 = nn.Conv2d(cin, mid, 3, padding=1)
+        self.norm2 = SPADE(mid, label_channels)
+        self.conv2 = nn.Conv2d(mid, cout, 3, padding=1)
+        self.shortcut = nn.Conv2d(cin, cout, 1, bias=False) if cin != cout else None
+        self.shortcut_norm = SPADE(cin, label_channels) if cin != cout else None
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.leaky_relu(self.norm1(x, label), 0.2))
+        h = self.conv2(F.leaky_relu(self.norm2(h, label), 0.2))
+        s = x if self.shortcut is None else self.shortcut(self.shortcut_norm(x, label))  # type: ignore[misc]
+        return h + s

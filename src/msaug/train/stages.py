@@ -1,0 +1,514 @@
+"""The four trainable stage families (``gan.*``), public API for domain plugins.
+
+Domain plugins subclass these to make their own stages with other defaults, e.g.::
+
+    class AnatomyMaskParams(LabelGeneratorParams):
+        size: int | None = 64
+        width: int = 24
+
+    class AnatomyMask(LabelGeneratorStage):
+        \"\"\"Chest X-ray anatomy masks (lungs, heart, clavicles) from noise.\"\"\"
+        Params = AnatomyMaskParams
+
+        def postprocess_label(self, label):
+            return keep_largest_components(label)
+
+Override points: the ``Params`` field defaults, :meth:`GanStage.postprocess_label` (hard
+``[B, K, H, W]`` in, hard out) and, for stages that make images,
+:meth:`TranslatorStage.postprocess_image` / :meth:`JointStage.postprocess_image`.
+All networks, losses and the training loop come from :mod:`msaug.nn` and
+:class:`msaug.train.trainer.GanTrainer`.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import abstractmethod
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+from msaug.errors import CheckpointError, ConfigError, DataError
+from msaug.modality import Image, Label, Modality, Noise
+from msaug.nn.augment import parse_policy
+from msaug.nn.discriminators import MultiScalePatchDiscriminator, SkipDiscriminator
+from msaug.nn.generators import LabelUpscalerNet, SkipGenerator, SPADEGenerator
+from msaug.nn.heads import harden_logits, label_probabilities, to_signed, to_unit
+from msaug.rng import BatchRNG
+from msaug.sample import DataSpec
+from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
+from msaug.train.checkpoint import load_module
+from msaug.train.preview import as_rgb, colorize
+from msaug.train.trainer import GanSetup, GanTrainer, TrainSettings
+
+__all__ = [
+    "GanParams",
+    "GanStage",
+    "JointParams",
+    "JointStage",
+    "LabelGeneratorParams",
+    "LabelGeneratorStage",
+    "LabelUpscalerParams",
+    "LabelUpscalerStage",
+    "TranslatorParams",
+    "TranslatorStage",
+]
+
+
+class GanParams(StageParams):
+    """Params shared by every GAN family (training loop, optimiser, output cadence)."""
+
+    lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate of generator and discriminator")
+    batch_size: int = Field(8, ge=1, le=4096, description="real samples per step and process")
+    width: int = Field(16, ge=4, le=512, description="channel multiplier of all networks (raise it on a GPU)")
+    sample_every: int = Field(200, ge=1, description="steps between sample grids (samples/step_XXXXXX.png)")
+    checkpoint_every: int = Field(500, ge=1, description="steps between resumable checkpoints")
+    log_every: int = Field(10, ge=1, description="steps between metrics.jsonl lines and NaN checks")
+    ema: float = Field(0.999, ge=0, lt=1, description="decay of the generator weights' moving average used to sample")
+    amp: bool = Field(True, description="bf16 mixed precision on CUDA GPUs that support it (ignored on CPU)")
+    grad_accum: int = Field(1, ge=1, le=256, description="micro-batches per step (batch_size must divide evenly)")
+    loss: Literal["nonsaturating", "hinge"] = Field("nonsaturating", description="adversarial loss")
+    r1_gamma: float = Field(1.0, ge=0, description="weight of the R1 gradient penalty on real samples (0: off)")
+    r1_every: int = Field(4, ge=1, description="steps between (lazy) R1 penalty updates")
+    augment: str = Field("translation,cutout", description="DiffAugment policy: comma list of color, translation, cutout")
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, v: str) -> str:
+        parse_policy(v)
+        return v
+
+    @model_validator(mode="after")
+    def _accum(self) -> GanParams:
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})")
+        return self
+
+
+class GanStage(Stage):
+    """Shared machinery of the GAN families: fit through the trainer, EMA sampling, state dicts."""
+
+    Params: ClassVar[type[StageParams]] = GanParams
+    params: GanParams
+    def __init__(self, params: StageParams | dict[str, Any] | None, data: DataSpec):
+        super().__init__(params, data)
+        self.device = torch.device("cpu")
+        self.generator = self.build_generator().eval().requires_grad_(False)
+        self.fitted = False
+
+    # ---- what each family defines
+    @abstractmethod
+    def build_generator(self) -> nn.Module:
+        """A fresh generator network."""
+
+    @abstractmethod
+    def build_discriminator(self) -> nn.Module:
+        """A fresh discriminator network."""
+
+    @abstractmethod
+    def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(inputs, targets)`` for the trainer: targets in the discriminator's [-1, 1] domain."""
+
+    @abstractmethod
+    def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
+        """A generated training batch in the discriminator's domain (noise from torch's global RNG)."""
+
+    @abstractmethod
+    def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
+        """Rows of RGB tiles for the sample grid."""
+
+    def condition(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The map concatenated to the discriminator input for conditional families."""
+        raise NotImplementedError
+
+    conditional: ClassVar[bool] = False
+    color_channels: ClassVar[int] = 0
+
+    def postprocess_label(self, label: torch.Tensor) -> torch.Tensor:
+        """Clean up generated hard label maps ``[B, K, H, W]`` (default: unchanged). Must return hard maps."""
+        return label
+
+    # ---- Stage contract
+    def fit(self, pairs: Pairs, budget: Budget, ctx: FitContext) -> dict[str, Any]:
+        if len(pairs) < 1:
+            raise DataError(f"stage {self.name or type(self).__name__} got no training pairs")
+        inputs, targets = self.training_tensors(pairs)
+        torch.manual_seed(ctx.seed)  # identical initial weights on every rank and every run
+        generator, discriminator = self.build_generator(), self.build_discriminator()
+        from msaug.train import distributed
+
+        torch.manual_seed(ctx.seed * 1_000_003 + 17 + distributed.rank())  # per-rank noise and augmentation
+        p = self.params
+        settings = TrainSettings(
+            lr=p.lr,
+            batch_size=p.batch_size,
+            grad_accum=p.grad_accum,
+            ema=p.ema,
+            amp=p.amp,
+            loss=p.loss,
+            r1_gamma=p.r1_gamma,
+            r1_every=p.r1_every,
+            feature_matching=self.feature_matching_weight(),
+            augment=parse_policy(p.augment),
+            log_every=p.log_every,
+            sample_every=p.sample_every,
+            checkpoint_every=p.checkpoint_every,
+        )
+        setup = GanSetup(
+            generator=generator,
+            discriminator=discriminator,
+            make_fake=self.make_fake,
+            preview=self._preview_hard,
+            condition=self.condition if self.conditional else None,
+            color_channels=self.color_channels,
+        )
+        trainer = GanTrainer(setup, settings, inputs, targets, ctx)
+        summary = trainer.fit(budget)
+        self.generator = copy.deepcopy(trainer.ema.module).eval().requires_grad_(False)
+        self.device = torch.device(ctx.device)
+        self.fitted = True
+        self.trainer = trainer
+        return summary
+
+    def feature_matching_weight(self) -> float:
+        """Weight of the discriminator feature-matching loss (pix2pixHD); 0 turns it off."""
+        return 0.0
+
+    def _preview_hard(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
+        was = generator.training
+        generator.eval()
+        try:
+            return self.preview(generator, inputs, targets)
+        finally:
+            generator.train(was)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"generator.{k}": v.detach().cpu().clone() for k, v in self.generator.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        try:
+            load_module("generator", self.generator, state)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{self.name or type(self).__name__}: {exc}") from None
+        self.fitted = True
+
+    def to(self, device: torch.device | str) -> GanStage:
+        self.device = torch.device(device)
+        self.generator.to(self.device)
+        return self
+
+    # ---- helpers
+    def _label_spec(self, size: int) -> Label:
+        return Label(self.data.classes, size, self.data.encoding)
+
+    def _check(self, what: str, tensor: torch.Tensor | None, modality: Modality) -> torch.Tensor:
+        expected: tuple[int, ...]
+        if isinstance(modality, Label):
+            expected = (modality.channels, modality.size, modality.size)
+        elif isinstance(modality, Image):
+            expected = (modality.channels, modality.size, modality.size)
+        else:
+            raise TypeError(modality)
+        if tensor is None or tuple(tensor.shape[1:]) != expected:
+            got = None if tensor is None else tuple(tensor.shape[1:])
+            raise DataError(
+                f"stage {self.name or type(self).__name__}: training {what} should be {modality} "
+                f"(shape [N, {', '.join(map(str, expected))}]), got {got}"
+            )
+        return tensor.float()
+
+    def _hard(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.postprocess_label(harden_logits(logits, self.data.encoding))
+
+    def _rows(self, x: torch.Tensor | None, rng: BatchRNG) -> int:
+        return int(x.shape[0]) if x is not None else len(rng)
+
+
+# --------------------------------------------------------------------------- label generator
+class LabelGeneratorParams(GanParams):
+    size: int | None = Field(None, ge=8, le=4096, description="side of the generated label maps (default: data.size)")
+    noise_dim: int = Field(128, ge=1, le=4096, description="latent vector length")
+
+
+class LabelGeneratorStage(GanStage):
+    """Noise -> label map: a few-shot unconditional GAN (skip generator, input-skip discriminator, DiffAugment, R1, EMA)."""
+
+    name: ClassVar[str] = "gan.label_generator"
+    Params: ClassVar[type[StageParams]] = LabelGeneratorParams
+    params: LabelGeneratorParams
+
+    @property
+    def size(self) -> int:
+        return self.params.size or self.data.size
+
+    @property
+    def input(self) -> Noise:
+        return Noise(self.params.noise_dim)
+
+    @property
+    def output(self) -> Label:
+        return self._label_spec(self.size)
+
+    def build_generator(self) -> nn.Module:
+        return SkipGenerator(self.params.noise_dim, len(self.data.classes), self.size, self.params.width)
+
+    def build_discriminator(self) -> nn.Module:
+        return SkipDiscriminator(len(self.data.classes), self.size, self.params.width)
+
+    def training_tensors(self, pairs: Pairs) -> tuple[None, torch.Tensor]:
+        return None, to_signed(self._check("targets", pairs.targets, self.output))  # type: ignore[arg-type]
+
+    def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
+        z = torch.randn(n, self.params.noise_dim, device=next(generator.parameters()).device)
+        return to_signed(label_probabilities(generator(z), self.data.encoding))
+
+    def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
+        n = targets.shape[0]
+        z = torch.randn(n, self.params.noise_dim, device=targets.device)
+        fake = self._hard(generator(z))
+        return [colorize(fake, self.data.encoding), colorize(to_unit(targets), self.data.encoding)]
+
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> torch.Tensor:
+        z = x.to(self.device) if x is not None else rng.normal(self.params.noise_dim, device=self.device)
+        return self._hard(self.generator(z.float()))
+
+
+# --------------------------------------------------------------------------- label upscaler
+class LabelUpscalerParams(GanParams):
+    in_size: int | None = Field(None, ge=4, le=4096, description="side of the input label maps (default: out_size / 4)")
+    out_size: int | None = Field(None, ge=8, le=8192, description="side of the output label maps (default: data.size)")
+    noise_channels: int = Field(4, ge=1, le=64, description="noise maps that vary the fine boundary detail")
+    feature_matching: float = Field(10.0, ge=0, description="weight of the discriminator feature-matching loss")
+    scales: int = Field(2, ge=1, le=4, description="scales of the multi-scale patch discriminator")
+    loss: Literal["nonsaturating", "hinge"] = "hinge"
+    r1_gamma: float = 0.0
+
+    @model_validator(mode="after")
+    def _sizes(self) -> LabelUpscalerParams:
+        if self.in_size is not None and self.out_size is not None and self.out_size <= self.in_size:
+            raise ValueError(f"out_size ({self.out_size}) must be larger than in_size ({self.in_size})")
+        return self
+
+
+class LabelUpscalerStage(GanStage):
+    """Label map @in_size -> label map @out_size: conditional GAN with noise for varied boundary detail."""
+
+    name: ClassVar[str] = "gan.label_upscaler"
+    Params: ClassVar[type[StageParams]] = LabelUpscalerParams
+    params: LabelUpscalerParams
+    conditional = True
+
+    def __init__(self, params: StageParams | dict[str, Any] | None, data: DataSpec):
+        super_params = params if isinstance(params, StageParams) else self.Params(**(params or {}))
+        out = super_params.out_size or data.size  # type: ignore[attr-defined]
+        inn = super_params.in_size or max(4, out // 4)  # type: ignore[attr-defined]
+        if out <= inn:
+            raise ConfigError(
+                f"gan.label_upscaler: out_size ({out}) must be larger than in_size ({inn}); "
+                f"set params.in_size below the output size"
+            )
+        self.out_size, self.in_size = out, inn
+        super().__init__(super_params, data)
+
+    @property
+    def input(self) -> Label:
+        return self._label_spec(self.in_size)
+
+    @property
+    def output(self) -> Label:
+        return self._label_spec(self.out_size)
+
+    def feature_matching_weight(self) -> float:
+        return self.params.feature_matching
+
+    def build_generator(self) -> nn.Module:
+        p = self.params
+        return LabelUpscalerNet(len(self.data.classes), self.in_size, self.out_size, p.width, p.noise_channels)
+
+    def build_discriminator(self) -> nn.Module:
+        return MultiScalePatchDiscriminator(2 * len(self.data.classes), self.params.width, self.params.scales)
+
+    def condition(self, inputs: torch.Tensor) -> torch.Tensor:
+        size = (self.out_size, self.out_size)
+        return to_signed(F.interpolate(inputs, size=size, mode="bilinear", align_corners=False))
+
+    def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = self._check("inputs", pairs.inputs, self.input)
+        return inputs, to_signed(self._check("targets", pairs.targets, self.output))  # type: ignore[arg-type]
+
+    def _noise(self, n: int, device: torch.device) -> torch.Tensor:
+        return torch.randn(n, self.params.noise_channels, self.out_size, self.out_size, device=device)
+
+    def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
+        assert inputs is not None
+        logits = generator(inputs, self._noise(n, inputs.device))
+        return to_signed(label_probabilities(logits, self.data.encoding))
+
+    def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
+        assert inputs is not None
+        fake = self._hard(generator(inputs, self._noise(inputs.shape[0], inputs.device)))
+        enc = self.data.encoding
+        shown = F.interpolate(inputs, size=(self.out_size, self.out_size), mode="nearest")
+        return [colorize(shown, enc), colorize(fake, enc), colorize(to_unit(targets), enc)]
+
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> torch.Tensor:
+        if x is None:
+            raise ValueError("gan.label_upscaler needs a batch of label maps as input")
+        noise = rng.normal(self.params.noise_channels, self.out_size, self.out_size, device=self.device)
+        return self._hard(self.generator(x.to(self.device).float(), noise))
+
+
+class ImageStageMixin:
+    """What the image-making families share: colour augmentation of image channels and the image hook."""
+
+    data: DataSpec
+
+    @property
+    def color_channels(self) -> int:
+        return self.data.channels
+
+    def postprocess_image(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Adjust generated images ``[B, C, H, W]`` in [0, 1] given their hard label maps (default: unchanged).
+
+        Fundus stages, for instance, black out everything outside the field of view here.
+        """
+        return image
+
+
+# --------------------------------------------------------------------------- translator
+class TranslatorParams(GanParams):
+    size: int | None = Field(None, ge=8, le=8192, description="side of label maps and images (default: data.size)")
+    noise_dim: int = Field(64, ge=1, le=4096, description="latent vector length (diverse images per label map)")
+    feature_matching: float = Field(10.0, ge=0, description="weight of the discriminator feature-matching loss")
+    scales: int = Field(2, ge=1, le=4, description="scales of the multi-scale patch discriminator")
+    loss: Literal["nonsaturating", "hinge"] = "hinge"
+    r1_gamma: float = 0.0
+    augment: str = "color,translation,cutout"
+
+
+class TranslatorStage(ImageStageMixin, GanStage):
+    """Label map -> image: SPADE generator, multi-scale patch discriminator, feature matching (pix2pixHD/SPADE)."""
+
+    name: ClassVar[str] = "gan.translator"
+    Params: ClassVar[type[StageParams]] = TranslatorParams
+    params: TranslatorParams
+    conditional = True
+
+    @property
+    def size(self) -> int:
+        return self.params.size or self.data.size
+
+    @property
+    def input(self) -> Label:
+        return self._label_spec(self.size)
+
+    @property
+    def output(self) -> Image:
+        return Image(self.data.channels, self.size)
+
+    def feature_matching_weight(self) -> float:
+        return self.params.feature_matching
+
+    def build_generator(self) -> nn.Module:
+        p = self.params
+        return SPADEGenerator(len(self.data.classes), self.data.channels, self.size, p.noise_dim, p.width)
+
+    def build_discriminator(self) -> nn.Module:
+        return MultiScalePatchDiscriminator(self.data.channels + len(self.data.classes), self.params.width, self.params.scales)
+
+    def condition(self, inputs: torch.Tensor) -> torch.Tensor:
+        return to_signed(inputs)
+
+    def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = self._check("inputs", pairs.inputs, self.input)
+        return inputs, to_signed(self._check("targets", pairs.targets, self.output))  # type: ignore[arg-type]
+
+    def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
+        assert inputs is not None
+        z = torch.randn(n, self.params.noise_dim, device=inputs.device)
+        return torch.tanh(generator(inputs, z))
+
+    def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
+        assert inputs is not None
+        fake = to_unit(self.make_fake(generator, inputs, inputs.shape[0]))
+        fake = self.postprocess_image(fake, inputs)
+        return [colorize(inputs, self.data.encoding), as_rgb(fake), as_rgb(to_unit(targets))]
+
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> torch.Tensor:
+        if x is None:
+            raise ValueError("gan.translator needs a batch of label maps as input")
+        label = x.to(self.device).float()
+        z = rng.normal(self.params.noise_dim, device=self.device)
+        image = to_unit(torch.tanh(self.generator(label, z)))
+        return self.postprocess_image(image, label)
+
+
+# --------------------------------------------------------------------------- joint (single-stage baseline)
+class JointParams(GanParams):
+    noise_dim: int = Field(128, ge=1, le=4096, description="latent vector length")
+    augment: str = "color,translation,cutout"
+
+
+class JointStage(ImageStageMixin, GanStage):
+    """Noise -> (image, label map) jointly at data.size: the single-stage baseline, same blocks as gan.label_generator."""
+
+    name: ClassVar[str] = "gan.joint"
+    Params: ClassVar[type[StageParams]] = JointParams
+    params: JointParams
+
+    @property
+    def input(self) -> Noise:
+        return Noise(self.params.noise_dim)
+
+    @property
+    def output(self) -> tuple[Image, Label]:
+        return (self.data.image, self.data.label)
+
+    def build_generator(self) -> nn.Module:
+        p = self.params
+        return SkipGenerator(p.noise_dim, self.data.channels + len(self.data.classes), self.data.size, p.width)
+
+    def build_discriminator(self) -> nn.Module:
+        return SkipDiscriminator(self.data.channels + len(self.data.classes), self.data.size, self.params.width)
+
+    def training_tensors(self, pairs: Pairs) -> tuple[None, torch.Tensor]:
+        if not isinstance(pairs.targets, tuple) or len(pairs.targets) != 2:
+            raise DataError("gan.joint: training targets must be the tuple (images, labels)")
+        images = self._check("images", pairs.targets[0], self.data.image)
+        labels = self._check("labels", pairs.targets[1], self.data.label)
+        return None, torch.cat([to_signed(images), to_signed(labels)], dim=1)
+
+    def _split(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.data.channels
+        return torch.tanh(raw[:, :c]), raw[:, c:]
+
+    def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
+        z = torch.randn(n, self.params.noise_dim, device=next(generator.parameters()).device)
+        image, logits = self._split(generator(z))
+        return torch.cat([image, to_signed(label_probabilities(logits, self.data.encoding))], dim=1)
+
+    def _sample(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image, logits = self._split(self.generator(z.to(self.device)))
+        label = self._hard(logits)
+        return self.postprocess_image(to_unit(image), label), label
+
+    def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
+        n, c = targets.shape[0], self.data.channels
+        z = torch.randn(n, self.params.noise_dim, device=targets.device)
+        image, logits = self._split(generator(z))
+        label = self._hard(logits)
+        image = self.postprocess_image(to_unit(image), label)
+        enc = self.data.encoding
+        real_image, real_label = to_unit(targets[:, :c]), to_unit(targets[:, c:])
+        return [as_rgb(image), colorize(label, enc), as_rgb(real_image), colorize(real_label, enc)]
+
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> tuple[torch.Tensor, torch.Tensor]:
+        z = x.to(self.device) if x is not None else rng.normal(self.params.noise_dim, device=self.device)
+        return self._sample(z.float())
