@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import traceback
@@ -16,6 +17,8 @@ from msaug import __version__
 from msaug.errors import MsaugError
 
 console = Console(stderr=True)
+#: write failures a user can fix (disk full, read-only or forbidden folder)
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 out_console = Console()
 
 
@@ -30,16 +33,32 @@ class MsaugGroup(click.Group):
                 traceback.print_exc()
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                return _internal_error(ctx, exc)
+            if ctx.find_root().params.get("debug"):
+                traceback.print_exc()
+            where = f" {exc.filename}" if exc.filename else ""
+            console.print(
+                f"[bold red]error:[/] cannot write{where}: {exc.strerror or exc}. Everything finished before is kept; "
+                "free space or fix permissions, then rerun with --resume",
+                highlight=False, soft_wrap=True,
+            )
+            ctx.exit(2)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: everything written so far is kept; rerun with --resume to continue")
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:  # a bug in msaug or a plugin: say so briefly
-            if ctx.find_root().params.get("debug"):
-                raise
-            console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n(rerun with [bold]msaug --debug ...[/] to see the traceback)", highlight=False)
-            ctx.exit(1)
+            return _internal_error(ctx, exc)
+
+
+def _internal_error(ctx: click.Context, exc: Exception) -> None:
+    if ctx.find_root().params.get("debug"):
+        raise exc
+    console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n(rerun with [bold]msaug --debug ...[/] to see the traceback)", highlight=False)
+    ctx.exit(1)
 
 
 @click.group(cls=MsaugGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -178,6 +197,41 @@ def generate_cmd(run_dir: Path, count: int | None, shard: str | None, device: st
     result = generate_run(run_dir, count, parse_shard(shard) if shard else None, device, console, not quiet)
     if not result.complete and shard:
         console.print("other shards are still missing; the manifest is merged when the last shard finishes")
+
+
+@cli.group(cls=MsaugGroup)
+def data() -> None:
+    """Dataset tools."""
+
+
+@data.command("verify")
+@click.argument("target")
+@click.option("--root", default=None, help="Dataset folder, when TARGET is a registered dataset name.")
+@click.option("--size", type=int, default=None, help="Load size (default 256).")
+@click.option("--classes", default=None, help="Plain folder: comma-separated class names.")
+@click.option("--encoding", type=click.Choice(["index", "multilabel"]), default=None, help="Plain folder: label encoding.")
+@click.option("--channels", type=int, default=None, help="Plain folder: image channels.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Dataset option (repeatable).")
+def data_verify(target: str, root: str | None, size: int | None, classes: str | None, encoding: str | None, channels: int | None, options: tuple[str, ...]) -> None:
+    """Check a dataset, a pipeline's data, a synthetic folder or a run folder.
+
+    TARGET is a run folder, a synthetic/ folder, a pipeline YAML, a plain images/+labels/
+    folder (with --classes), or a registered dataset name (with --root).
+    """
+    from msaug.pipeline.config import parse_set
+    from msaug.verify import verify_target
+
+    opts = dict(parse_set(o) for o in options)
+    report = verify_target(target, root, size, opts, classes.split(",") if classes else None, encoding, channels)
+    for problem in report.problems[:50]:
+        out_console.print(f"[red]✗[/] {problem}", highlight=False)
+    if len(report.problems) > 50:
+        out_console.print(f"... and {len(report.problems) - 50} more problems")
+    if report.ok:
+        out_console.print(f"[green]ok[/]: {report.kind} {report.target}: {report.checked} items checked, no problems", highlight=False)
+    else:
+        out_console.print(f"[red]failed[/]: {report.kind} {report.target}: {len(report.problems)} problems in {report.checked} items", highlight=False)
+        raise SystemExit(1)
 
 
 def _attach_optional_commands() -> None:
