@@ -1,0 +1,249 @@
+"""``msaug segment ...`` and ``msaug export ...``: thin click shells over :mod:`msaug.segment`.
+
+The main ``msaug`` group attaches :data:`segment` and :data:`export` and turns
+:class:`msaug.MsaugError` into a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from msaug.errors import ConfigError
+
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _data_options(f: Any) -> Any:
+    options = [
+        click.option("--data", "data_name", required=True, help="Registered dataset name (msaug datasets list), e.g. xray.phantom."),
+        click.option("--root", type=click.Path(path_type=Path), default=None, help="Dataset folder (real datasets, folder)."),
+        click.option("--size", type=click.IntRange(min=8), default=128, show_default=True, help="Side at which samples are loaded."),
+        click.option("--count", type=click.IntRange(min=1), default=None, help="Phantoms: cases to make; real data: use at most this many."),
+        click.option("--test-share", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True, help="Share of cases held out for testing."),
+        click.option("--data-seed", type=int, default=0, show_default=True, help="Phantom seed and split shuffle seed."),
+        click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Dataset option (repeatable)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def load_real_split(data_name: str, root: Path | None, size: int, count: int | None, test_share: float, data_seed: int,
+                    options: tuple[str, ...]) -> tuple[Any, Any]:
+    """``(train, test)`` of a registered dataset, split as a pipeline's ``data.split`` would."""
+    from msaug.data import DataConfig, SplitConfig, load_dataset, split_indices, subset
+    from msaug.pipeline.config import parse_set
+
+    config = DataConfig(
+        dataset=data_name, root=root, size=size, count=count, seed=data_seed,
+        split=SplitConfig(train=1.0 - test_share, test=test_share, seed=data_seed),
+        options=dict(parse_set(o) for o in options),
+    )
+    dataset = load_dataset(config)
+    indices = split_indices(len(dataset), config.split)
+    return subset(dataset, indices["train"]), subset(dataset, indices["test"])
+
+
+def _device(name: str) -> Any:
+    from msaug.train.device import resolve_device
+
+    return resolve_device(name)
+
+
+def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from msaug.segment.metrics import METRICS
+
+    table = Table(title=title)
+    table.add_column("class")
+    for m in METRICS:
+        table.add_column(m, justify="right")
+
+    def cell(stat: dict[str, Any]) -> str:
+        return "n/a" if stat["mean"] is None else f"{stat['mean']:.3f}±{stat['std']:.3f}"
+
+    for name, row in metrics["classes"].items():
+        table.add_row(name, *(cell(row[m]) for m in METRICS))
+    table.add_row("[bold]mean (foreground)[/]", *(cell(metrics["mean"][m]) for m in METRICS))
+    out_console.print(table)
+
+
+@click.group()
+def segment() -> None:
+    """Train and evaluate segmenters; score generated pairs."""
+
+
+@segment.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def segment_list(as_json: bool) -> None:
+    """List the registered segmenter architectures."""
+    from msaug.plugins import get_registries
+
+    entries = get_registries().segmenters.entries()
+    if as_json:
+        out_console.print_json(json.dumps([{"name": e.name, "plugin": e.plugin, "description": e.description} for e in entries]))
+        return
+    for e in entries:
+        out_console.print(f"[bold]{e.name}[/]  {e.description}  [dim]({e.plugin})[/]", highlight=False)
+
+
+@segment.command("train")
+@_data_options
+@click.option("--protocol", type=click.Choice(["real", "synth", "synth_finetune", "mix"]), default="real", show_default=True)
+@click.option("--synthetic", type=click.Path(path_type=Path), default=None, help="Synthetic dataset folder (RUN/synthetic) for synth, synth_finetune, mix.")
+@click.option("--arch", default="unet", show_default=True, help="Architecture (msaug segment list).")
+@click.option("--encoder", default="tu-resnet18", show_default=True, help="smp encoder, or any timm encoder as tu-NAME.")
+@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Local encoder/network weights file; nothing is downloaded.")
+@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seg-size", type=click.IntRange(min=8), default=None, help="Training resolution (default: --size).")
+@click.option("--mix-ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="mix: share of synthetic pairs per batch.")
+@click.option("--qc-min-dice", type=click.FloatRange(0, 1), default=None, help="Drop synthetic pairs whose QC Dice is below this.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (checkpoint, result.json); reruns resume.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def segment_train(data_name: str, root: Path | None, size: int, count: int | None, test_share: float, data_seed: int,
+                  options: tuple[str, ...], protocol: str, synthetic: Path | None, arch: str, encoder: str, weights: Path | None,
+                  steps: int, batch_size: int, lr: float, seg_size: int | None, mix_ratio: float, qc_min_dice: float | None,
+                  seed: int, out: Path, device: str, quiet: bool) -> None:
+    """Train a segmenter under one protocol and test it on the real test split."""
+    from msaug.pipeline.schema import EvaluateConfig, SegmenterConfig
+    from msaug.segment.evaluate import evaluate_pipeline, format_markdown
+
+    if protocol != "real" and synthetic is None:
+        raise ConfigError(f"--protocol {protocol} needs --synthetic SYNTH_DIR (a synthetic dataset folder)")
+    train, test = load_real_split(data_name, root, size, count, test_share, data_seed, options)
+    synth = open_synthetic(synthetic, train.spec) if synthetic is not None else None
+    config = EvaluateConfig(
+        segmenter=SegmenterConfig(arch=arch, encoder=encoder, weights=weights, steps=steps, batch_size=batch_size, lr=lr, size=seg_size),
+        protocols=[protocol], mix_ratio=mix_ratio, qc_min_dice=qc_min_dice,
+    )
+    result = evaluate_pipeline(config, train.spec, train, test, synth, out, _device(device), seed, show_progress=not quiet)
+    _print_metrics(f"{protocol}: {len(test)} test images", result["protocols"][protocol]["metrics"])
+    from msaug.io import atomic_write
+
+    atomic_write(out / "report.md", format_markdown(result))
+    console.print(f"checkpoint: {out / protocol / 'checkpoint'}; results: {out / 'evaluation.json'}, {out / 'report.md'}")
+
+
+def open_synthetic(path: Path, spec: Any = None) -> Any:
+    """A synthetic dataset folder, checked against the real data's classes when given."""
+    from msaug.errors import DataError
+    from msaug.synthetic import SyntheticDataset
+
+    dataset = SyntheticDataset(path)
+    if spec is not None and (tuple(dataset.spec.classes) != tuple(spec.classes) or dataset.spec.encoding != spec.encoding
+                             or dataset.spec.channels != spec.channels):
+        raise DataError(
+            f"{path}: synthetic classes {list(dataset.spec.classes)} ({dataset.spec.encoding}, {dataset.spec.channels} ch) "
+            f"do not match the real data's {list(spec.classes)} ({spec.encoding}, {spec.channels} ch)"
+        )
+    return dataset
+
+
+@segment.command("eval")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="Checkpoint folder written by segment train.")
+@_data_options
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def segment_eval(checkpoint: Path, data_name: str, root: Path | None, size: int, count: int | None, test_share: float,
+                 data_seed: int, options: tuple[str, ...], split: str, as_json: bool, device: str) -> None:
+    """Evaluate a trained segmenter on a real dataset split (metrics inside the ROI)."""
+    from msaug.sample import ListDataset
+    from msaug.segment.data import to_tensors
+    from msaug.segment.evaluate import test_metrics
+    from msaug.segment.segmenter import Segmenter
+
+    segmenter = Segmenter.load(checkpoint, _device(device))
+    train, test = load_real_split(data_name, root, size, count, test_share, data_seed, options)
+    if (tuple(train.spec.classes), train.spec.encoding) != (segmenter.info.classes, segmenter.info.encoding):
+        raise ConfigError(
+            f"{checkpoint}: the segmenter predicts {list(segmenter.info.classes)} ({segmenter.info.encoding}), "
+            f"dataset {data_name!r} has {list(train.spec.classes)} ({train.spec.encoding})"
+        )
+    chosen = {"test": test, "train": train, "all": ListDataset(train.spec, [*train.samples, *test.samples])}[split]
+    if len(chosen) == 0:
+        raise ConfigError(f"the {split} split of {data_name!r} is empty; change --test-share or --split")
+    metrics = test_metrics(segmenter, to_tensors(chosen, size, what=f"{data_name} {split} split"))
+    if as_json:
+        out_console.print_json(json.dumps(metrics))
+    else:
+        _print_metrics(f"{segmenter}: {data_name} {split} split, {len(chosen)} images", metrics)
+
+
+@segment.command("qc")
+@click.argument("synthetic_dir", type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A segmenter trained on real data (protocol real).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def segment_qc(synthetic_dir: Path, checkpoint: Path, device: str) -> None:
+    """Score every generated pair by the Dice of a real-data segmenter; store qc_dice in the manifest."""
+    from msaug.segment.qc import annotate_manifest, score_pairs, scores_by_index
+    from msaug.segment.segmenter import Segmenter
+
+    segmenter = Segmenter.load(checkpoint, _device(device))
+    dataset = open_synthetic(synthetic_dir, segmenter.info.spec)
+    scores = score_pairs(segmenter, dataset)
+    annotate_manifest(synthetic_dir, scores_by_index(dataset, scores))
+    low = sorted(scores)[: max(1, len(scores) // 10)]
+    out_console.print(
+        f"{len(scores)} pairs scored: mean QC Dice {sum(scores) / len(scores):.3f}, lowest decile up to {low[-1]:.3f}; "
+        f"written to {Path(synthetic_dir) / 'manifest.jsonl'}", highlight=False,
+    )
+
+
+@click.group()
+def export() -> None:
+    """Export a synthetic dataset for other frameworks."""
+
+
+@export.command("nnunet")
+@click.argument("synthetic_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="nnUNet_raw folder; DatasetNNN_NAME is created inside.")
+@click.option("--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999).")
+@click.option("--name", required=True, help="Dataset name (letters, digits, '-', '_').")
+@click.option("--qc-min-dice", type=click.FloatRange(0, 1), default=None, help="Only pairs whose manifest qc_dice reaches this.")
+@click.option("--with-real", "with_real", default=None, metavar="DATASET", help="Also add this registered dataset's training split.")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="--with-real: dataset folder.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="--with-real: cases (phantoms) or at most this many.")
+@click.option("--test-share", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True, help="--with-real: held-out share, left out.")
+@click.option("--data-seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset with this id.")
+def export_nnunet_cmd(synthetic_dir: Path, out: Path, dataset_id: int, name: str, qc_min_dice: float | None, with_real: str | None,
+                      root: Path | None, count: int | None, test_share: float, data_seed: int, overwrite: bool) -> None:
+    """Write an nnU-Net v2 raw dataset (imagesTr, labelsTr, dataset.json)."""
+    from msaug.segment.export import export_nnunet, validate_nnunet
+    from msaug.synthetic import SyntheticDataset
+
+    real = None
+    if with_real:
+        size = SyntheticDataset(synthetic_dir).spec.size
+        real, _ = load_real_split(with_real, root, size, count, test_share, data_seed, ())
+    folder = export_nnunet(synthetic_dir, out, dataset_id, name, qc_min_dice, real, overwrite)
+    problems = validate_nnunet(folder)
+    if problems:  # a bug in the exporter, not a user error
+        raise RuntimeError(f"exported dataset fails validation: {problems[:5]}")
+    meta = json.loads((folder / "dataset.json").read_text())
+    out_console.print(f"wrote {folder} ({meta['numTraining']} training cases)", highlight=False)
+
+
+@export.command("monai")
+@click.argument("synthetic_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Datalist JSON file to write.")
+@click.option("--qc-min-dice", type=click.FloatRange(0, 1), default=None, help="Only pairs whose manifest qc_dice reaches this.")
+def export_monai_cmd(synthetic_dir: Path, out: Path, qc_min_dice: float | None) -> None:
+    """Write a MONAI datalist JSON (load with monai.data.load_decathlon_datalist)."""
+    from msaug.segment.export import export_monai
+
+    path = export_monai(synthetic_dir, out, qc_min_dice)
+    count = json.loads(path.read_text())["numTraining"]
+    out_console.print(f"wrote {path} ({count} pairs)", highlight=False)

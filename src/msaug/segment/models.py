@@ -1,0 +1,164 @@
+"""Segmentation networks from segmentation-models-pytorch, built without any download.
+
+Every smp architecture is offered under its lower-case name (``unet``, ``unetplusplus``,
+``deeplabv3plus``...), with any smp encoder or any timm encoder through the ``tu-``
+prefix. Networks are always built with ``encoder_weights=None``; pretrained weights come
+only from a local file the user names (:func:`load_local_weights`), so nothing touches the
+network, on a laptop or inside a hospital.
+
+The head follows the label encoding: ``index`` label maps (mutually exclusive classes)
+are trained with a softmax over the classes, ``multilabel`` maps (overlapping structures,
+such as clavicles over lungs) with one sigmoid per channel. :func:`probabilities` applies
+the matching activation so callers never have to remember which.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from msaug.errors import CheckpointError, ConfigError, UnknownNameError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+#: decoder widths used unless the caller asks otherwise: half of smp's defaults, which
+#: costs little accuracy on small medical datasets and trains about twice as fast on CPU
+LIGHT_DECODER_CHANNELS = (128, 64, 32, 16, 16)
+_DECODER_CHANNEL_ARCHS = {"unet", "unetplusplus", "manet"}
+
+
+def architectures() -> dict[str, type[nn.Module]]:
+    """smp's architectures by lower-case name (``unet`` -> ``smp.Unet``)."""
+    import segmentation_models_pytorch as smp
+
+    return dict(smp.MODEL_ARCHITECTURES_MAPPING)
+
+
+def build_segmenter(
+    arch: str,
+    in_channels: int,
+    classes: int,
+    encoder: str = "tu-resnet18",
+    weights: str | Path | None = None,
+    **options: Any,
+) -> nn.Module:
+    """Build an smp network mapping ``[B, in_channels, H, W]`` to ``[B, classes, H, W]`` logits.
+
+    ``weights`` names a local file (safetensors, or a PyTorch state dict) with encoder or
+    whole-network weights; see :func:`load_local_weights`. Remaining ``options`` go to
+    the smp constructor (``decoder_channels``, ``encoder_depth``...).
+    """
+    import segmentation_models_pytorch as smp
+
+    archs = architectures()
+    key = arch.lower()
+    if key not in archs:
+        raise UnknownNameError(f"unknown segmenter architecture {arch!r}.{did_you_mean(key, archs)}")
+    if key in _DECODER_CHANNEL_ARCHS and "decoder_channels" not in options:
+        options["decoder_channels"] = LIGHT_DECODER_CHANNELS
+    try:
+        model = smp.create_model(
+            key, encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=classes, **options
+        )
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        message = str(exc.args[0]) if exc.args else str(exc)
+        raise ConfigError(f"cannot build segmenter {arch!r} with encoder {encoder!r}: {message}") from None
+    if weights is not None:
+        load_local_weights(model, weights)
+    return model
+
+
+def input_divisor(model: nn.Module) -> int:
+    """The factor input sides must be divisible by (the encoder's output stride)."""
+    encoder = getattr(model, "encoder", None)
+    if encoder is None:  # not an smp network: nothing known about its constraints
+        return 1
+    return int(getattr(encoder, "output_stride", 32) or 32)
+
+
+def check_size(model: nn.Module, size: int, what: str = "segmenter size") -> None:
+    """Fail early, with the valid sizes, when ``size`` does not suit the network."""
+    divisor = input_divisor(model)
+    if size % divisor:
+        lower, upper = size // divisor * divisor, (size // divisor + 1) * divisor
+        raise ConfigError(f"{what} {size} must be a multiple of {divisor} for this encoder (e.g. {lower or upper} or {upper})")
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or unsafe file: a user error, not a bug
+        raise CheckpointError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a state dict of tensors")
+    return state
+
+
+def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_local_weights(model: nn.Module, path: str | Path, min_share: float = 0.5) -> dict[str, int]:
+    """Load weights from a local file into the whole network or its encoder.
+
+    The file may hold a full segmenter state dict, an smp encoder state dict, or a plain
+    timm/torchvision backbone (``conv1.weight``...; classifier keys are ignored). The
+    target that matches most tensors by name and shape is used; tensors whose shapes
+    differ (a 3-channel stem for a 1-channel X-ray) are skipped and counted. At least
+    ``min_share`` of the target's tensors must load, otherwise the file is rejected:
+    silently training from scratch with a "pretrained" label would mislead.
+    """
+    path = Path(path)
+    state = _read_state(path)
+    targets: list[tuple[str, nn.Module]] = [("network", model)]
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None:
+        targets.append(("encoder", encoder))
+        if isinstance(getattr(encoder, "model", None), nn.Module):
+            targets.append(("backbone", encoder.model))
+    best: tuple[int, str, nn.Module, dict[str, torch.Tensor], int] | None = None
+    for name, target in targets:
+        own = target.state_dict()
+        for prefix in ("", "encoder.", "model.", "encoder.model.", "module."):
+            candidate = _strip(state, prefix) if prefix else state
+            matched = {k: v for k, v in candidate.items() if k in own and own[k].shape == v.shape}
+            skipped = sum(1 for k, v in candidate.items() if k in own and own[k].shape != v.shape)
+            if best is None or len(matched) > best[0]:
+                best = (len(matched), name, target, matched, skipped)
+    assert best is not None
+    count, name, target, matched, skipped = best
+    total = len(target.state_dict())
+    if count == 0 or count < min_share * total:
+        raise CheckpointError(
+            f"{path}: only {count} of {total} tensors match the {name} of this segmenter by name and shape; "
+            "is it for another architecture or encoder?"
+        )
+    target.load_state_dict(matched, strict=False)
+    log.info("loaded %d/%d %s tensors from %s (%d skipped: shape differs)", count, total, name, path, skipped)
+    return {"loaded": count, "total": total, "skipped": skipped}
+
+
+def probabilities(logits: torch.Tensor, encoding: str) -> torch.Tensor:
+    """Per-class probabilities: softmax over classes (``index``) or per-channel sigmoid."""
+    return logits.softmax(dim=1) if encoding == "index" else logits.sigmoid()
+
+
+def hard_prediction(logits: torch.Tensor, encoding: str) -> torch.Tensor:
+    """Hard 0/1 label channels from logits (argmax for ``index``, threshold 0.5 otherwise)."""
+    if encoding == "index":
+        index = logits.argmax(dim=1)
+        return torch.nn.functional.one_hot(index, logits.shape[1]).movedim(-1, 1).to(torch.float32)
+    return (logits > 0).to(torch.float32)
