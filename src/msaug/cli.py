@@ -101,10 +101,10 @@ def stages_list(as_json: bool, pattern: str | None) -> None:
     for entry in registries.stages.entries(pattern):
         cls = entry.obj
         try:
-            stage = cls(None, example)
+            stage = cls(_example_params(cls), example)
             io = (str(stage.input), ", ".join(str(m) for m in stage.outputs))
-        except Exception:  # params without defaults: show the modality kinds from the class
-            io = ("(needs params)", "(needs params)")
+        except Exception as exc:  # a stage that cannot be built from defaults: say why, list it anyway
+            io = (f"(needs params: {type(exc).__name__})", "?")
         params = {name: (str(f.default) if not f.is_required() else "required") for name, f in cls.Params.model_fields.items()}
         rows.append({"name": entry.name, "plugin": entry.plugin, "input": io[0], "output": io[1], "description": entry.description, "params": params})
     if as_json:
@@ -113,6 +113,11 @@ def stages_list(as_json: bool, pattern: str | None) -> None:
     _table("msaug stages (modalities shown for a 2-class multilabel dataset at 256 px)", ["name", "plugin", "input → output", "description"],
            [[r["name"], r["plugin"], f"{r['input']} → {r['output']}", r["description"]] for r in rows])
     _failures_note(registries)
+
+
+def _example_params(cls: Any) -> dict[str, Any]:
+    """Fill required size-like params (e.g. ``in_size``) so the listing can show modalities."""
+    return {name: 64 for name, f in cls.Params.model_fields.items() if f.is_required() and "size" in name}
 
 
 @cli.group(cls=MsaugGroup)

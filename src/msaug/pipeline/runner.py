@@ -247,7 +247,8 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Conso
             state.stage_info.append(info)
             continue
         budget = Budget(sc.budget.steps, sc.budget.seconds)
-        console.print(f"{head}: fitting on {len(samples)} real pairs, budget {budget}")
+        verb = f"fitting on {len(samples)} real pairs, budget {budget}" if cs.stage.trainable else f"preparing from {len(samples)} real pairs (no training)"
+        console.print(f"{head}: {verb}")
         pairs = make_pairs(cs, samples, prepared.spec)
         ctx = FitContext(out_dir=folder, device=state.device, seed=config.seed + cs.index, resume=resume, show_progress=show_progress)
         folder.mkdir(parents=True, exist_ok=True)
