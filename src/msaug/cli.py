@@ -204,6 +204,32 @@ def generate_cmd(run_dir: Path, count: int | None, shard: str | None, device: st
         console.print("other shards are still missing; the manifest is merged when the last shard finishes")
 
 
+@cli.command("compare")
+@click.argument("arms", nargs=-1, required=True)
+@click.option("--domain", default="xray", show_default=True, help="Domain of the single/multi aliases: pipelines/<domain>[-single].yaml.")
+@click.option("--profile", default=None, help="Profile for every arm (default: quick on CPU, full with CUDA).")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per arm (mean ± std over them).")
+@click.option("--train-fraction", type=float, default=1.0, show_default=True, help="Share of the real training split used (0.1: the low-data experiment).")
+@click.option("--budget", default=None, help="Total training budget per arm: seconds (600s) or steps (2000). Default: the pipelines' own.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: runs/compare-<domain>-<profile>).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a key in every arm (repeatable).")
+@click.option("--protocols", default="real,synth,synth_finetune,mix", show_default=True, help="Comma list of segmentation protocols.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def compare_cmd(arms: tuple[str, ...], domain: str, profile: str | None, seeds: int, train_fraction: float, budget: str | None,
+                out: Path | None, device: str, sets: tuple[str, ...], protocols: str, quiet: bool) -> None:
+    """Compare generation pipelines on the same data and budget (e.g. msaug compare single multi).
+
+    Each arm is `single` (pipelines/<domain>-single.yaml), `multi` (pipelines/<domain>.yaml),
+    `classic` (pipelines/examples/classic.yaml) or a pipeline YAML path.
+    """
+    from msaug.bench.compare import CompareOptions, compare
+
+    options = CompareOptions(list(arms), domain, profile, seeds, train_fraction, budget, out, device, list(sets),
+                             [p.strip() for p in protocols.split(",") if p.strip()], not quiet)
+    compare(options, console)
+
+
 @cli.group(cls=MsaugGroup)
 def data() -> None:
     """Dataset tools."""

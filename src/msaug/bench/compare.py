@@ -1,0 +1,372 @@
+"""``msaug compare``: the same data, the same budget, several generation pipelines.
+
+For every seed and arm (a pipeline YAML), the arm's pipeline runs in its own process (so
+its peak memory can be measured honestly) with the same real data split, the same total
+training budget (split over the arm's trainable stages in proportion to their declared
+steps) and the same segmenter settings; its evaluate block runs the protocols ``real``,
+``synth``, ``synth_finetune`` and ``mix`` on the real test split. Then cost figures are
+measured in-process from the run's checkpoints (generator parameters, FLOPs per pair).
+Every run keeps its own folder, so an interrupted comparison resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from msaug.errors import ConfigError, MsaugError
+from msaug.io import atomic_write, read_json, write_json
+
+PROTOCOLS = ["real", "synth", "synth_finetune", "mix"]
+ALIASES = {"single": "{domain}-single.yaml", "multi": "{domain}.yaml", "classic": "examples/classic.yaml"}
+
+
+@dataclass
+class CompareOptions:
+    arms: list[str]
+    domain: str = "xray"
+    profile: str | None = None
+    seeds: int = 3
+    train_fraction: float = 1.0
+    budget: str | None = None
+    out: Path | None = None
+    device: str = "auto"
+    sets: list[str] = field(default_factory=list)
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
+    show_progress: bool = True
+
+
+def pipelines_dir() -> list[Path]:
+    """Where arm aliases are looked up: ./pipelines, then the msaug source tree's pipelines/."""
+    here = Path("pipelines")
+    source = Path(__file__).resolve().parents[3] / "pipelines"
+    return [p for p in (here, source) if p.is_dir()]
+
+
+def resolve_arm(arm: str, domain: str) -> Path:
+    if arm in ALIASES:
+        name = ALIASES[arm].format(domain=domain)
+        for folder in pipelines_dir():
+            if (folder / name).is_file():
+                return folder / name
+        raise ConfigError(f"arm {arm!r}: {name} not found in ./pipelines or the msaug source tree")
+    path = Path(arm)
+    if not path.is_file():
+        raise ConfigError(f"arm {arm!r} is neither a pipeline YAML nor one of {', '.join(ALIASES)}")
+    return path
+
+
+def parse_budget(text: str) -> tuple[str, float]:
+    """``600s`` (wall-clock seconds) or ``2000`` / ``2000steps`` (training steps) in total per arm."""
+    t = text.strip().lower()
+    try:
+        if t.endswith("s") and not t.endswith("steps"):
+            value, unit = float(t[:-1]), "seconds"
+        else:
+            value, unit = float(t.removesuffix("steps")), "steps"
+    except ValueError:
+        raise ConfigError(f"--budget {text!r}: expected seconds like 600s or steps like 2000") from None
+    if value <= 0:
+        raise ConfigError(f"--budget {text!r}: must be positive")
+    return unit, value
+
+
+def budget_sets(prepared: Any, budget: tuple[str, float] | None) -> tuple[list[str], dict[str, Any]]:
+    """``--set`` overrides that give an arm's trainable stages ``budget`` in total."""
+    trainable = [(cs, sc) for cs, sc in zip(prepared.chain.stages, prepared.config.stages) if cs.stage.trainable]
+    declared = {cs.name: (sc.budget.steps or 0) for cs, sc in trainable}
+    if budget is None:
+        return [], {"unit": "steps (declared)", "total": sum(declared.values()), "stages": declared}
+    unit, total = budget
+    weights = {name: (steps or 1) for name, steps in declared.items()}
+    norm = sum(weights.values()) or 1
+    shares = {name: total * w / norm for name, w in weights.items()}
+    sets = []
+    for name, share in shares.items():
+        if unit == "seconds":
+            sets += [f"stages.{name}.budget.seconds={share:.3f}", f"stages.{name}.budget.steps=100000000"]
+        else:
+            sets += [f"stages.{name}.budget.steps={max(1, round(share))}"]
+    return sets, {"unit": unit, "total": total, "stages": {n: round(v, 3) for n, v in shares.items()}}
+
+
+def run_one(path: Path, run_dir: Path, profile: str | None, sets: list[str], device: str, console: Console, show_progress: bool) -> dict[str, Any]:
+    """Run one arm/seed in a child process; returns wall time and the child's peak RSS."""
+    cmd = [sys.executable, "-m", "msaug", "pipeline", "run", str(path), "--out", str(run_dir), "--device", device]
+    if profile:
+        cmd += ["--profile", profile]
+    for s in sets:
+        cmd += ["--set", s]
+    if run_dir.exists():
+        cmd.append("--resume")
+    if not show_progress:
+        cmd.append("--quiet")
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise MsaugError(f"arm run failed (exit {proc.returncode}): {' '.join(cmd)}; its folder {run_dir} is kept, rerun to resume")
+    return {"wall_seconds": round(time.monotonic() - start, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def cost_figures(run_dir: Path, device: str = "cpu", batch: int = 4) -> dict[str, Any]:
+    """Generator parameters and FLOPs per generated pair, measured on the run's checkpoints."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from msaug.pipeline.generate import run_chain
+    from msaug.pipeline.runner import RESOLVED, load_stage, prepare
+    from msaug.train.device import resolve_device
+
+    prepared = prepare(run_dir / RESOLVED, profile="none")
+    dev = resolve_device(device)
+    params = {}
+    for cs in prepared.chain.stages:
+        load_stage(cs, run_dir / "stages" / cs.folder)
+        cs.stage.to(dev)
+        if hasattr(cs.stage, "eval"):
+            cs.stage.eval()
+        params[cs.name] = sum(int(t.numel()) for k, t in cs.stage.state_dict().items() if t.is_floating_point() and "labels" not in k)
+    with FlopCounterMode(display=False) as counter:
+        run_chain(prepared.chain, list(range(batch)), 0, dev)
+    peak_cuda = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
+    return {"parameters": params, "parameters_total": sum(params.values()), "flops_per_pair": counter.get_total_flops() / batch,
+            "cuda_max_allocated_mb": peak_cuda}
+
+
+def _stat(values: list[float]) -> dict[str, Any]:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0}
+    mean = sum(vals) / len(vals)
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return {"mean": mean, "std": std, "n": len(vals), "values": vals}
+
+
+def _dig(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def summarize_arm(records: list[dict[str, Any]], protocols: list[str]) -> dict[str, Any]:
+    """Mean ± std over seeds of every figure the comparison reports."""
+    out: dict[str, Any] = {"quality": {}, "cost": {}, "realism": {}}
+    for p in protocols:
+        out["quality"][p] = {
+            "dice": _stat([_dig(r, "evaluation", "protocols", p, "metrics", "mean", "dice", "mean") for r in records]),
+            "iou": _stat([_dig(r, "evaluation", "protocols", p, "metrics", "mean", "iou", "mean") for r in records]),
+        }
+        classes = _dig(records[0], "evaluation", "protocols", p, "metrics", "classes") or {}
+        out["quality"][p]["dice_per_class"] = {
+            c: _stat([_dig(r, "evaluation", "protocols", p, "metrics", "classes", c, "dice", "mean") for r in records]) for c in classes
+        }
+    out["cost"] = {
+        "train_seconds": _stat([sum(s.get("seconds") or 0 for s in r["report"]["stages"]) for r in records]),
+        "stage_seconds": {
+            s["name"]: _stat([next((x.get("seconds") for x in r["report"]["stages"] if x["name"] == s["name"]), None) for r in records])
+            for s in records[0]["report"]["stages"]
+        },
+        "pairs_per_second": _stat([_dig(r, "report", "generate", "pairs_per_second") for r in records]),
+        "peak_rss_mb": _stat([r["process"]["peak_rss_mb"] for r in records]),
+        "parameters": records[0]["cost"]["parameters_total"],
+        "flops_per_pair": records[0]["cost"]["flops_per_pair"],
+        "wall_seconds": _stat([r["process"]["wall_seconds"] for r in records]),
+    }
+    out["realism"] = {
+        "qc_mean_dice": _stat([_dig(r, "evaluation", "qc", "mean_dice") for r in records]),
+        "label_precision": _stat([_dig(r, "evaluation", "label_realism", "nn_iou", "precision") for r in records]),
+        "label_coverage": _stat([_dig(r, "evaluation", "label_realism", "nn_iou", "coverage") for r in records]),
+    }
+    realism = _dig(records[0], "evaluation", "image_realism") or {}
+    for key, value in realism.items():
+        if isinstance(value, (int, float)):
+            out["realism"][f"image_{key}"] = _stat([_dig(r, "evaluation", "image_realism", key) for r in records])
+    return out
+
+
+def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict[str, Any]:
+    """Which arm won on quality (mean Dice of ``headline``), which on cost, and whether it is beyond the spread.
+
+    A difference counts as beyond the seed-to-seed spread when the gap between the two best
+    means exceeds the sum of their standard deviations (a deliberately strict criterion
+    for 3-5 seeds).
+    """
+    def ranked(getter, reverse: bool) -> list[tuple[str, dict[str, Any]]]:
+        items = [(arm, getter(s)) for arm, s in summary.items() if getter(s)["mean"] is not None]
+        return sorted(items, key=lambda x: x[1]["mean"], reverse=reverse)
+
+    out: dict[str, Any] = {"headline_protocol": headline}
+    q = ranked(lambda s: s["quality"].get(headline, {}).get("dice", {"mean": None}), True)
+    if len(q) >= 2:
+        (best, b), (second, c) = q[0], q[1]
+        gap = b["mean"] - c["mean"]
+        out["quality"] = {"winner": best, "runner_up": second, "gap": gap, "spread": b["std"] + c["std"], "beyond_spread": gap > b["std"] + c["std"]}
+    cost = sorted(((arm, s["cost"]["flops_per_pair"]) for arm, s in summary.items()), key=lambda x: x[1])
+    time_rank = ranked(lambda s: s["cost"]["train_seconds"], False)
+    if len(cost) >= 2:
+        out["cost"] = {"cheapest_generation": cost[0][0], "flops_per_pair": dict(cost)}
+    if len(time_rank) >= 2:
+        (fast, f), (slow, g) = time_rank[0], time_rank[1]
+        out["cost"]["fastest_training"] = fast
+        out["cost"]["training_gap_seconds"] = g["mean"] - f["mean"]
+        out["cost"]["training_beyond_spread"] = g["mean"] - f["mean"] > f["std"] + g["std"]
+    parts = []
+    if "quality" in out:
+        v = out["quality"]
+        parts.append(f"quality ({headline} Dice): {v['winner']} wins by {v['gap']:.3f} "
+                     + ("(beyond the seed spread)" if v["beyond_spread"] else f"(within the seed spread of {v['spread']:.3f})"))
+    if "cost" in out:
+        parts.append(f"cost: {out['cost']['cheapest_generation']} needs the fewest FLOPs per pair"
+                     + (f", {out['cost']['fastest_training']} trains fastest" if "fastest_training" in out["cost"] else ""))
+    out["line"] = "; ".join(parts) or "not enough arms to compare"
+    return out
+
+
+def compare(options: CompareOptions, console: Console | None = None) -> dict[str, Any]:
+    """Run the comparison; returns the report (also written to OUT/report.json)."""
+    from msaug.pipeline.config import load_pipeline
+    from msaug.pipeline.runner import prepare
+
+    console = console or Console(stderr=True)
+    if len(options.arms) < 2:
+        raise ConfigError("compare needs at least two arms, e.g. msaug compare single multi")
+    if not 0 < options.train_fraction <= 1:
+        raise ConfigError(f"--train-fraction {options.train_fraction}: must be in (0, 1]")
+    if options.seeds < 1:
+        raise ConfigError("--seeds must be at least 1")
+    unknown = [p for p in options.protocols if p not in PROTOCOLS]
+    if unknown:
+        raise ConfigError(f"unknown protocols {unknown}; valid: {', '.join(PROTOCOLS)}")
+    budget = parse_budget(options.budget) if options.budget else None
+    paths = {arm: resolve_arm(arm, options.domain) for arm in options.arms}
+    names = {arm: (arm if arm in ALIASES else Path(arm).stem) for arm in options.arms}
+    if len(set(names.values())) != len(names):
+        raise ConfigError(f"arms must have distinct names, got {list(names.values())}")
+    profile = options.profile or load_pipeline(next(iter(paths.values()))).profile
+    out = options.out or Path("runs") / f"compare-{options.domain}-{profile or 'default'}"
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]msaug compare[/] {' vs '.join(names.values())} — domain {options.domain}, profile {profile}, {options.seeds} seeds, out {out}")
+
+    records: dict[str, list[dict[str, Any]]] = {names[a]: [] for a in options.arms}
+    budgets: dict[str, Any] = {}
+    protocols_set = "evaluate.protocols=[" + ",".join(options.protocols) + "]"
+    for seed in range(options.seeds):
+        for arm, path in paths.items():
+            name = names[arm]
+            base = prepare(path, profile, options.sets)
+            train_share = base.config.data.split.train * options.train_fraction
+            common = [*options.sets, f"seed={seed}", f"generate.seed={seed}", f"data.split.seed={seed}",
+                      f"data.split.train={train_share:.6f}", protocols_set]
+            if base.config.evaluate is None:
+                raise ConfigError(f"{path}: an arm needs an evaluate block (the same segmenter for every arm)")
+            extra, budgets[name] = budget_sets(base, budget)
+            run_dir = out / name / f"seed-{seed}"
+            record_file = out / name / f"seed-{seed}.json"
+            if record_file.is_file():
+                records[name].append(read_json(record_file))
+                console.print(f"[green]done earlier[/]: {name} seed {seed}")
+                continue
+            console.print(f"[bold]{name}[/] seed {seed}: {path}")
+            process = run_one(path, run_dir, profile, common + extra, options.device, console, options.show_progress)
+            report = read_json(run_dir / "report.json")
+            record = {"arm": name, "seed": seed, "pipeline": str(path), "process": process, "report": report,
+                      "evaluation": report.get("evaluation"), "cost": cost_figures(run_dir, options.device)}
+            if record["evaluation"]:
+                record["evaluation"].get("qc", {}).pop("scores", None)  # per-pair scores live in the manifest
+            write_json(record_file, record)
+            records[name].append(record)
+
+    summary = {name: summarize_arm(recs, options.protocols) for name, recs in records.items()}
+    result = {
+        "arms": {names[a]: str(p) for a, p in paths.items()},
+        "domain": options.domain,
+        "profile": profile,
+        "seeds": options.seeds,
+        "train_fraction": options.train_fraction,
+        "budget": budgets,
+        "protocols": options.protocols,
+        "summary": summary,
+        "verdict": verdict(summary, "synth" if "synth" in options.protocols else options.protocols[-1]),
+    }
+    write_json(out / "report.json", result)
+    from msaug.bench.plots import write_plots
+
+    write_plots(out, result, records)
+    atomic_write(out / "report.md", render_markdown(result))
+    print_table(result, console)
+    console.print(f"[bold]verdict[/]: {result['verdict']['line']}")
+    return result
+
+
+def _pm(stat: dict[str, Any], fmt: str = ".3f") -> str:
+    if not stat or stat.get("mean") is None:
+        return "n/a"
+    return f"{stat['mean']:{fmt}} ± {stat['std']:{fmt}}"
+
+
+def print_table(result: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"msaug compare — {result['domain']}, profile {result['profile']}, {result['seeds']} seeds (mean ± std)")
+    table.add_column("figure")
+    arms = list(result["summary"])
+    for arm in arms:
+        table.add_column(arm, justify="right")
+    for p in result["protocols"]:
+        table.add_row(f"Dice, {p}", *(_pm(result["summary"][a]["quality"][p]["dice"]) for a in arms))
+    table.add_row("train time (s)", *(_pm(result["summary"][a]["cost"]["train_seconds"], ".0f") for a in arms))
+    table.add_row("GFLOPs / pair", *(f"{result['summary'][a]['cost']['flops_per_pair'] / 1e9:.3f}" for a in arms))
+    table.add_row("parameters (M)", *(f"{result['summary'][a]['cost']['parameters'] / 1e6:.2f}" for a in arms))
+    table.add_row("pairs / s", *(_pm(result["summary"][a]["cost"]["pairs_per_second"], ".1f") for a in arms))
+    table.add_row("peak RSS (MB)", *(_pm(result["summary"][a]["cost"]["peak_rss_mb"], ".0f") for a in arms))
+    console.print(table)
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    arms = list(result["summary"])
+    head = "| figure | " + " | ".join(arms) + " |\n|---|" + "---|" * len(arms)
+    rows = []
+    for p in result["protocols"]:
+        rows.append(f"| Dice, {p} | " + " | ".join(_pm(result["summary"][a]["quality"][p]["dice"]) for a in arms) + " |")
+        rows.append(f"| IoU, {p} | " + " | ".join(_pm(result["summary"][a]["quality"][p]["iou"]) for a in arms) + " |")
+    for key, label, fmt in (("train_seconds", "training time (s)", ".0f"), ("wall_seconds", "run wall time (s)", ".0f"),
+                            ("pairs_per_second", "generation (pairs/s)", ".1f"), ("peak_rss_mb", "peak RSS (MB)", ".0f")):
+        rows.append(f"| {label} | " + " | ".join(_pm(result["summary"][a]["cost"][key], fmt) for a in arms) + " |")
+    rows.append("| GFLOPs per pair | " + " | ".join(f"{result['summary'][a]['cost']['flops_per_pair'] / 1e9:.3f}" for a in arms) + " |")
+    rows.append("| generator parameters (M) | " + " | ".join(f"{result['summary'][a]['cost']['parameters'] / 1e6:.2f}" for a in arms) + " |")
+    for key in sorted({k for a in arms for k in result["summary"][a]["realism"]}):
+        rows.append(f"| {key} | " + " | ".join(_pm(result["summary"][a]["realism"].get(key, {})) for a in arms) + " |")
+    budget = "; ".join(f"{a}: {b['total']:g} {b['unit']} ({', '.join(f'{k} {v:g}' for k, v in b['stages'].items())})" for a, b in result["budget"].items())
+    lines = [
+        f"# msaug compare: {' vs '.join(arms)}",
+        "",
+        f"- domain: {result['domain']}; profile: {result['profile']}; seeds: {result['seeds']}; train fraction: {result['train_fraction']}",
+        f"- arms: " + "; ".join(f"{a} = `{p}`" for a, p in result["arms"].items()),
+        f"- training budget per arm: {budget}",
+        "- every arm: the same real split per seed, the same segmenter and segmenter budget",
+        "",
+        f"**Verdict:** {result['verdict']['line']}",
+        "",
+        head,
+        *rows,
+        "",
+        "![Dice per protocol](dice.png)",
+        "",
+        "![cost](cost.png)",
+        "",
+        "![samples](samples.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
