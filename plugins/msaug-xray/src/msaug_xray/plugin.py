@@ -10,6 +10,15 @@ from msaug_xray.plausibility import plausibility_metrics
 
 
 @hookimpl
+def msaug_register_stages(register: Any) -> None:
+    # imported here so that listing plugins does not import the training stack
+    from msaug_xray.stages import STAGES
+
+    for stage in STAGES:
+        register(stage, name=stage.name)
+
+
+@hookimpl
 def msaug_register_datasets(register: Any) -> None:
     from msaug_xray.loaders import dicom_dataset, montgomery_dataset, scr_dataset, shenzhen_dataset
     from msaug_xray.phantom import phantom_dataset
