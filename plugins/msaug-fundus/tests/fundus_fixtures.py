@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+H, W = 20, 20  # square fixtures load pixel for pixel at size 20
+
 
 def fov_disc(h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
@@ -44,3 +46,15 @@ def save(path: Path, array: np.ndarray, fmt: str | None = None, gz: bool = False
 
 def binary(m: np.ndarray) -> np.ndarray:
     return (m.astype(np.uint8) * 255)
+
+
+def write_drive(root: Path) -> None:
+    """Two training and two test cases in the DRIVE layout; the test set has a second annotator."""
+    for subset, keys in (("training", ("21", "22")), ("test", ("01", "02"))):
+        for key in keys:
+            seed = int(key)
+            save(root / subset / "images" / f"{key}_{subset}.tif", photo(H, W, seed), "TIFF")
+            save(root / subset / "1st_manual" / f"{key}_manual1.gif", binary(vessels(H, W, seed)), "GIF")
+            save(root / subset / "mask" / f"{key}_{subset}_mask.gif", binary(fov_disc(H, W)), "GIF")
+            if subset == "test":
+                save(root / subset / "2nd_manual" / f"{key}_manual2.gif", binary(vessels(H, W, seed + 100)), "GIF")

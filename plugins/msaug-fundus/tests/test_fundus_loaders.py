@@ -6,26 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import binary, fov_disc, photo, save, vessels
+from fundus_fixtures import H, W, binary, fov_disc, photo, save, vessels, write_drive
 
 from msaug import ConfigError, DataConfig, DataError, load_dataset
 
-H, W = 20, 20  # square fixtures load pixel for pixel at size 20
 
 
 def load(name: str, root: Path | None, size: int = 20, **kw):
     return load_dataset(DataConfig(dataset=name, root=root, size=size, **kw))
-
-
-def write_drive(root: Path, second: bool = True) -> None:
-    for subset, keys in (("training", ("21", "22")), ("test", ("01", "02"))):
-        for i, key in enumerate(keys):
-            seed = int(key)
-            save(root / subset / "images" / f"{key}_{subset}.tif", photo(H, W, seed), "TIFF")
-            save(root / subset / "1st_manual" / f"{key}_manual1.gif", binary(vessels(H, W, seed)), "GIF")
-            save(root / subset / "mask" / f"{key}_{subset}_mask.gif", binary(fov_disc(H, W)), "GIF")
-            if subset == "test" and second:
-                save(root / subset / "2nd_manual" / f"{key}_manual2.gif", binary(vessels(H, W, seed + 100)), "GIF")
 
 
 def test_drive_reads_values_masks_and_subsets(tmp_path):

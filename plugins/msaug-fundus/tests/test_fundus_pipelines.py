@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_loaders import write_drive
+from fundus_fixtures import write_drive
 
 from msaug import Image, Label
 from msaug.pipeline.runner import prepare
