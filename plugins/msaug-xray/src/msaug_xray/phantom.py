@@ -165,7 +165,7 @@ def _clavicle(x: np.ndarray, y: np.ndarray, p: Patient, side: int) -> np.ndarray
     y0 = p.clavicle_y_right if side < 0 else p.clavicle_y_left
     s = np.clip(a, a0, a1) - a0
     centre = y0 - p.clavicle_slope * s + 0.45 * s**2 - 0.5 * s**3
-    half = 0.028 + 0.012 * (s / (a1 - a0))
+    half = 0.034 + 0.014 * (s / (a1 - a0))  # 1.5-2.5 cm of bone on a 35-43 cm film
     dist_y = np.abs(y - centre)
     outside = np.maximum(a0 - a, 0.0) + np.maximum(a - a1, 0.0)
     return (dist_y**2 + outside**2) < half**2
