@@ -81,8 +81,8 @@ class MixedDataset(torch.utils.data.Dataset):
 
     Item ``i`` is synthetic exactly when ``floor((i + 1) * ratio) > floor(i * ratio)``, so
     any window of consecutive items holds the ratio up to one item, and a shuffled
-    ``DataLoader`` sees it on average. One pass visits every real pair once; synthetic
-    pairs are cycled. Items are ``(image, label, roi)`` tensors at ``size`` (default: the
+    ``DataLoader`` sees it on average. One pass visits every real pair at least once;
+    synthetic pairs are cycled. Items are ``(image, label, roi)`` tensors at ``size`` (default: the
     real dataset's size). Accepts msaug datasets or :class:`SegmentationTensors`.
     """
 

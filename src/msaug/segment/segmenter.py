@@ -63,7 +63,8 @@ class Segmenter:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        first = next(self.model.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
 
     def to(self, device: torch.device | str) -> Segmenter:
         self.model.to(device)
