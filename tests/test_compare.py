@@ -1,0 +1,98 @@
+"""``msaug compare`` on two classic arms with tiny budgets: outputs, fairness, resume, verdict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from msaug.bench.compare import budget_sets, parse_budget, resolve_arm, verdict
+from msaug.cli import cli
+from msaug.errors import ConfigError
+from msaug.pipeline.runner import prepare
+from tests.conftest import CLASSIC
+
+EVALUATE = {"segmenter": {"arch": "unet", "encoder": "tu-resnet18", "steps": 4, "batch_size": 4}, "protocols": ["real", "mix"]}
+
+
+def arms(tmp_path):
+    a = {**CLASSIC, "name": "two-step", "evaluate": EVALUATE, "profiles": {}, "generate": {"count": 8, "batch_size": 4}}
+    b = {**a, "name": "one-step", "stages": [{"use": "core.real_labels"}, {"use": "core.lab2im"}]}
+    paths = []
+    for cfg in (a, b):
+        path = tmp_path / f"{cfg['name']}.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        paths.append(path)
+    return paths
+
+
+def test_parse_budget():
+    assert parse_budget("600s") == ("seconds", 600.0)
+    assert parse_budget("2000") == ("steps", 2000.0)
+    assert parse_budget("1500steps") == ("steps", 1500.0)
+    with pytest.raises(ConfigError, match="expected seconds like 600s"):
+        parse_budget("ten")
+    with pytest.raises(ConfigError, match="must be positive"):
+        parse_budget("0s")
+
+
+def test_budget_split_follows_declared_steps(tmp_path, shapes_dir):
+    cfg = {**CLASSIC, "profiles": {}, "stages": [
+        {"use": "gan.label_generator", "params": {"size": 16}, "budget": {"steps": 300}},
+        {"use": "gan.label_upscaler", "params": {"in_size": 16}, "budget": {"steps": 100}},
+        {"use": "core.lab2im"},
+    ]}
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    sets, info = budget_sets(prepare(path), ("steps", 1000))
+    assert sets == ["stages.label_generator.budget.steps=750", "stages.label_upscaler.budget.steps=250"]
+    sets, info = budget_sets(prepare(path), ("seconds", 60))
+    assert "stages.label_generator.budget.seconds=45.000" in sets and info["stages"] == {"label_generator": 45.0, "label_upscaler": 15.0}
+
+
+def test_resolve_arm_errors(tmp_path):
+    assert resolve_arm("multi", "xray").name == "xray.yaml"
+    with pytest.raises(ConfigError, match="neither a pipeline YAML nor one of single, multi, classic"):
+        resolve_arm("nope", "xray")
+
+
+def test_verdict_spread_rule():
+    def arm(d, sd, t):
+        return {"quality": {"synth": {"dice": {"mean": d, "std": sd}}}, "cost": {"flops_per_pair": t, "train_seconds": {"mean": t, "std": 0.0}}}
+
+    v = verdict({"a": arm(0.8, 0.01, 10.0), "b": arm(0.7, 0.02, 5.0)})
+    assert v["quality"]["winner"] == "a" and v["quality"]["beyond_spread"]
+    assert v["cost"]["cheapest_generation"] == "b" and v["cost"]["fastest_training"] == "b"
+    v = verdict({"a": arm(0.8, 0.1, 10.0), "b": arm(0.75, 0.1, 5.0)})
+    assert not v["quality"]["beyond_spread"] and "within the seed spread" in v["line"]
+
+
+@pytest.mark.slow
+def test_compare_two_arms_end_to_end(tmp_path, shapes_dir):
+    a, b = arms(tmp_path)
+    out = tmp_path / "cmp"
+    args = ["compare", str(a), str(b), "--seeds", "2", "--out", str(out), "--protocols", "real,mix", "--quiet", "--device", "cpu"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["summary"]) == {"two-step", "one-step"}
+    for arm in ("two-step", "one-step"):
+        s = report["summary"][arm]
+        assert s["quality"]["mix"]["dice"]["n"] == 2 and 0 <= s["quality"]["mix"]["dice"]["mean"] <= 1
+        assert s["cost"]["peak_rss_mb"]["mean"] > 50  # a real child process with torch loaded
+        assert s["cost"]["flops_per_pair"] > 0
+        assert s["cost"]["parameters"] == 9  # lab2im: 2 x (1 + 3 classes) intensity coefficients + 1 texture level
+        for seed in (0, 1):
+            assert (out / arm / f"seed-{seed}" / "synthetic/manifest.jsonl").is_file()
+    # the real baseline is the same data and segmenter for both arms of a seed
+    runs = [json.loads((out / arm / "seed-0.json").read_text()) for arm in ("two-step", "one-step")]
+    assert runs[0]["evaluation"]["pairs"] == runs[1]["evaluation"]["pairs"]
+    for name in ("report.md", "dice.png", "cost.png", "samples.png"):
+        assert (out / name).is_file(), name
+    assert "**Verdict:**" in (out / "report.md").read_text()
+    assert "verdict" in result.stderr
+    # resume: nothing is rerun
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and again.stderr.count("done earlier") == 4
