@@ -146,3 +146,20 @@ def test_lab2im_learns_real_intensities(classic_yaml, tmp_path):
     # fixture: background 0.2, disc 0.7 (plus noise, blur and bias field)
     assert abs(np.median(means[0]) - 0.2) < 0.06
     assert abs(np.median(means[1]) - 0.7) < 0.1
+
+
+@pytest.mark.slow
+def test_evaluate_block_fills_report_and_manifest_qc(classic_yaml, tmp_path):
+    out = tmp_path / "run"
+    sets = ["evaluate.segmenter.steps=4", "evaluate.segmenter.batch_size=4", "evaluate.protocols=[real,synth]"]
+    cfg = yaml.safe_load(classic_yaml.read_text())
+    cfg["evaluate"] = {}
+    classic_yaml.write_text(yaml.safe_dump(cfg))
+    report = run_pipeline(classic_yaml, RunOptions(out=out, profile="quick", sets=sets, show_progress=False))
+    protocols = report["evaluation"]["protocols"]
+    assert set(protocols) == {"real", "synth"}
+    assert 0 <= protocols["synth"]["metrics"]["mean"]["dice"]["mean"] <= 1
+    assert "scores" not in report["evaluation"]["qc"]
+    manifest = [json.loads(x) for x in (out / "synthetic/manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == 6 and all(0 <= m["qc_dice"] <= 1 for m in manifest)
+    assert "## Segmentation evaluation" in (out / "report.md").read_text()

@@ -198,9 +198,16 @@ def run_evaluation(prepared: Prepared, state: RunState, synthetic: Any, console:
     spec = prepared.spec
     synthetic_at_size = ListDataset(spec, [resize_sample(synthetic[i], spec) for i in range(len(synthetic))])
     console.print("[bold]Evaluating[/] segmentation protocols: " + ", ".join(prepared.config.evaluate.protocols))
-    return evaluate_pipeline(
+    result = evaluate_pipeline(
         prepared.config.evaluate, spec, state.train, state.test, synthetic_at_size, state.out / "evaluation", state.device, prepared.config.seed, show_progress
     )
+    scores = result.get("qc", {}).pop("scores", None)
+    if scores:  # per-pair QC Dice goes into the manifest, where --qc-min-dice and exporters read it
+        from msaug.segment.qc import annotate_manifest
+
+        by_id = {s.id: int(s.meta["index"]) for s in synthetic_at_size.samples}
+        annotate_manifest(state.out / "synthetic", {by_id[i]: d for i, d in scores.items() if i in by_id})
+    return result
 
 
 def _fmt(value: Any) -> str:
