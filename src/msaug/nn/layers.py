@@ -90,8 +90,10 @@ class SPADE(nn.Module):
     boundaries stay sharp at every scale.
     """
 
-    def __init__(self, channels: int, label_channels: int, hidden: int = 32):
+    def __init__(self, channels: int, label_channels: int, hidden: int | None = None):
         super().__init__()
+        # the label branch runs at full resolution in the last blocks: as wide as the block, at most 32
+        hidden = hidden or max(8, min(32, channels))
         self.norm = group_norm(channels, affine=False)
         self.shared = nn.Sequential(nn.Conv2d(label_channels, hidden, 3, padding=1), nn.ReLU(inplace=True))
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)

@@ -63,7 +63,7 @@ class GanParams(StageParams):
 
     lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate of generator and discriminator")
     batch_size: int = Field(8, ge=1, le=4096, description="real samples per step and process")
-    width: int = Field(16, ge=4, le=512, description="channel multiplier of all networks (raise it on a GPU)")
+    width: int = Field(8, ge=4, le=512, description="channel multiplier of all networks (8 suits a CPU; raise it on a GPU)")
     sample_every: int = Field(200, ge=1, description="steps between sample grids (samples/step_XXXXXX.png)")
     checkpoint_every: int = Field(500, ge=1, description="steps between resumable checkpoints")
     log_every: int = Field(10, ge=1, description="steps between metrics.jsonl lines and NaN checks")

@@ -218,8 +218,11 @@ class GanTrainer:
                 with self._no_sync(self.D_train, i == accum - 1):
                     r = r.detach().requires_grad_(True)
                     r_in, _ = self._d_inputs(r, None, c)
-                    penalty = r1_penalty(self.D_train(r_in), r)
-                (penalty * (s.r1_gamma / 2 * s.r1_every / accum)).backward()
+                    scores = self.D_train(r_in)
+                    penalty = r1_penalty(scores, r)
+                # the zero term touches every parameter (the last bias has no input gradient), which DDP requires
+                anchor = sum(sc[-1].sum() for sc in scores) * 0.0
+                (penalty * (s.r1_gamma / 2 * s.r1_every / accum) + anchor).backward()
                 r1_total += penalty.detach() / accum
             self.opt_d.step()
             losses["r1"] = r1_total

@@ -1,0 +1,242 @@
+"""Each gan.* family: learns on a tiny set, emits its declared modality, round-trips, resumes exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from msaug import Budget, DataSpec, FitContext, Image, Label, Noise, Pairs
+from msaug.errors import CheckpointError, ConfigError
+from msaug.resize import resize_label
+from msaug.rng import BatchRNG
+from msaug.train.stages import JointStage, LabelGeneratorStage, LabelUpscalerStage, TranslatorStage
+
+from .conftest import CLASSES, QUICK, SIZE, images_for, synthetic_index_labels, synthetic_multilabel
+
+
+def make_pairs(family: str, spec: DataSpec, labels: torch.Tensor) -> Pairs:
+    images = images_for(labels)
+    if family == "label_generator":
+        return Pairs(Noise(128), spec.label, None, labels)
+    if family == "label_upscaler":
+        low = resize_label(labels, SIZE // 4, spec.encoding)
+        return Pairs(spec.label.at(SIZE // 4), spec.label, low, labels)
+    if family == "translator":
+        return Pairs(spec.label, spec.image, labels, images)
+    return Pairs(Noise(128), (spec.image, spec.label), None, (images, labels))
+
+
+STAGES = {
+    "label_generator": LabelGeneratorStage,
+    "label_upscaler": LabelUpscalerStage,
+    "translator": TranslatorStage,
+    "joint": JointStage,
+}
+
+
+def fit(stage, pairs: Pairs, out: Path, steps: int, resume: bool = True) -> dict:
+    return stage.fit(pairs, Budget(steps=steps), FitContext(out, seed=3, resume=resume, show_progress=False))
+
+
+def sample(stage, pairs: Pairs, n: int = 8, seed: int = 0):
+    x = None if pairs.inputs is None else pairs.inputs[:n]
+    return stage.generate(x, BatchRNG.for_indices(seed, range(n)))
+
+
+def error_to_real(family: str, stage, pairs: Pairs) -> float:
+    """How far generated outputs are from the real ones (lower is better), per family."""
+    out = sample(stage, pairs, n=12)
+    if family in ("label_generator",):
+        return float((out.mean(dim=(0, 2, 3)) - pairs.targets.mean(dim=(0, 2, 3))).abs().sum())
+    if family == "label_upscaler":
+        return float((out.argmax(1) != pairs.targets.argmax(1)).float().mean())
+    if family == "translator":
+        return float((out - pairs.targets).abs().mean())
+    image, label = out
+    real_image, real_label = pairs.targets
+    return float(
+        (label.mean(dim=(0, 2, 3)) - real_label.mean(dim=(0, 2, 3))).abs().sum() + (image.mean() - real_image.mean()).abs()
+    )
+
+
+def assert_valid_output(stage, out) -> None:
+    outs = out if isinstance(out, tuple) else (out,)
+    assert len(outs) == len(stage.outputs)
+    for tensor, modality in zip(outs, stage.outputs):
+        assert tensor.dtype == torch.float32
+        if isinstance(modality, Label):
+            assert tuple(tensor.shape[1:]) == (modality.channels, modality.size, modality.size)
+            assert set(tensor.unique().tolist()) <= {0.0, 1.0}
+            if modality.encoding == "index":
+                assert torch.equal(tensor.sum(1), torch.ones_like(tensor[:, 0]))
+        else:
+            assert isinstance(modality, Image)
+            assert tuple(tensor.shape[1:]) == (modality.channels, modality.size, modality.size)
+            assert float(tensor.min()) >= 0.0 and float(tensor.max()) <= 1.0
+
+
+@pytest.mark.parametrize("family", list(STAGES))
+def test_fit_learns_and_outputs_declared_modality(family: str, spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    pairs = make_pairs(family, spec, labels)
+    stage = STAGES[family](QUICK, spec)
+    before = error_to_real(family, stage, pairs)
+    summary = fit(stage, pairs, tmp_path, steps=40)
+    after = error_to_real(family, stage, pairs)
+    assert after < before, f"{family}: distance to real data did not drop ({before:.3f} -> {after:.3f})"
+    assert summary["steps"] == 40 and summary["images_per_second"] > 0
+    assert_valid_output(stage, sample(stage, pairs))
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert all(torch.isfinite(torch.tensor([r["d_loss"], r["g_loss"]])).all() for r in rows)
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [f"step_{s:06d}.png" for s in (10, 20, 30, 40)]
+    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 40
+
+
+def test_multilabel_outputs_are_independent_binary_channels(tmp_path: Path) -> None:
+    labels = synthetic_multilabel(10)
+    spec = DataSpec(("lung", "clavicle"), "multilabel", 1, SIZE)
+    stage = LabelGeneratorStage(QUICK, spec)
+    fit(stage, Pairs(Noise(128), spec.label, None, labels), tmp_path, steps=5)
+    out = stage.generate(None, BatchRNG.for_indices(0, range(6)))
+    assert out.shape == (6, 2, SIZE, SIZE)
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("family", list(STAGES))
+def test_state_dict_round_trip_gives_identical_samples(family: str, spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    pairs = make_pairs(family, spec, labels)
+    stage = STAGES[family](QUICK, spec)
+    fit(stage, pairs, tmp_path, steps=3)
+    state = stage.state_dict()
+    assert state and all(k.startswith("generator.") for k in state)
+    fresh = STAGES[family](QUICK, spec)
+    fresh.load_state_dict(state)
+    a, b = sample(stage, pairs), sample(fresh, pairs)
+    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        assert torch.equal(x, y)
+
+
+def test_load_state_dict_rejects_other_params(spec: DataSpec, tmp_path: Path) -> None:
+    state = LabelGeneratorStage({"width": 8}, spec).state_dict()
+    with pytest.raises(CheckpointError, match="params"):
+        LabelGeneratorStage({"width": 16}, spec).load_state_dict(state)
+
+
+@pytest.mark.parametrize("family", ["label_generator", "translator"])
+def test_resume_continues_at_saved_step_and_matches_uninterrupted_run(
+    family: str, spec: DataSpec, labels: torch.Tensor, tmp_path: Path
+) -> None:
+    pairs = make_pairs(family, spec, labels)
+    params = {**QUICK, "checkpoint_every": 4, "r1_every": 3}
+    straight = STAGES[family](params, spec)
+    fit(straight, pairs, tmp_path / "straight", steps=10)
+
+    first = STAGES[family](params, spec)
+    fit(first, pairs, tmp_path / "split", steps=6)  # checkpoints at 4 and 6 (end of budget)
+    second = STAGES[family](params, spec)
+    summary = fit(second, pairs, tmp_path / "split", steps=10)
+    assert summary["resumed_from"] == 6 and summary["steps"] == 10
+    for key, value in straight.trainer.G.state_dict().items():
+        assert torch.equal(value, second.trainer.G.state_dict()[key]), key
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [4, 5, 6, 8, 10]  # every log_every steps and at every checkpoint, no duplicates
+
+
+def test_resume_false_starts_over(spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    pairs = make_pairs("label_generator", spec, labels)
+    fit(LabelGeneratorStage(QUICK, spec), pairs, tmp_path, steps=5)
+    summary = fit(LabelGeneratorStage(QUICK, spec), pairs, tmp_path, steps=5, resume=False)
+    assert summary["resumed_from"] is None and summary["steps"] == 5
+
+
+def test_corrupt_checkpoint_is_reported(spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    pairs = make_pairs("label_generator", spec, labels)
+    fit(LabelGeneratorStage(QUICK, spec), pairs, tmp_path, steps=5)
+    tensors = next((tmp_path / "checkpoint").glob("state-*.safetensors"))
+    tensors.write_bytes(tensors.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(CheckpointError, match="checksum"):
+        fit(LabelGeneratorStage(QUICK, spec), pairs, tmp_path, steps=8)
+
+
+def test_checkpoint_tensors_are_safetensors_with_json_meta(spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    fit(LabelGeneratorStage(QUICK, spec), make_pairs("label_generator", spec, labels), tmp_path, steps=5)
+    meta = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    tensors = load_file(tmp_path / "checkpoint" / meta["tensors"])
+    assert meta["step"] == 5 and meta["tensors"] == "state-000005.safetensors"
+    assert {"rng.torch", "rng.sampler"} <= set(tensors)
+    assert any(k.startswith("ema.") for k in tensors) and any(k.startswith("opt_d.") for k in tensors)
+
+
+def test_generation_is_per_index_whatever_the_sharding(spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    pairs = make_pairs("joint", spec, labels)
+    stage = JointStage(QUICK, spec)
+    fit(stage, pairs, tmp_path, steps=3)
+    # two shards of fixed index blocks, generated in reverse order, equal one single pass
+    whole = stage.generate(None, BatchRNG.for_indices(7, range(8)))
+    shard_b = stage.generate(None, BatchRNG.for_indices(7, range(4, 8)))
+    shard_a = stage.generate(None, BatchRNG.for_indices(7, range(0, 4)))
+    for w, a, b in zip(whole, shard_a, shard_b):
+        torch.testing.assert_close(w, torch.cat([a, b]), atol=1e-5, rtol=0)
+    again = stage.generate(None, BatchRNG.for_indices(7, range(0, 4)))
+    assert all(torch.equal(x, y) for x, y in zip(again, shard_a))
+    other_seed = stage.generate(None, BatchRNG.for_indices(8, range(0, 4)))
+    assert not torch.equal(other_seed[0], shard_a[0])
+
+
+def test_upscaler_noise_varies_boundaries_but_keeps_labels_hard(spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    pairs = make_pairs("label_upscaler", spec, labels)
+    stage = LabelUpscalerStage(QUICK, spec)
+    fit(stage, pairs, tmp_path, steps=3)
+    x = pairs.inputs[:1].repeat(4, 1, 1, 1)
+    out = stage.generate(x, BatchRNG.for_indices(0, range(4)))
+    assert set(out.unique().tolist()) == {0.0, 1.0}
+    assert stage.input == Label(CLASSES, SIZE // 4, "index") and stage.output == Label(CLASSES, SIZE, "index")
+
+
+def test_upscaler_rejects_output_not_larger_than_input(spec: DataSpec) -> None:
+    with pytest.raises(ConfigError, match="in_size"):
+        LabelUpscalerStage({"in_size": SIZE}, spec)
+
+
+def test_params_are_validated(spec: DataSpec) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="grad_accum"):
+        LabelGeneratorStage({"batch_size": 6, "grad_accum": 4}, spec)
+    with pytest.raises(ValidationError, match="unknown augmentation 'rotate'"):
+        TranslatorStage({"augment": "rotate"}, spec)
+    with pytest.raises(ValidationError):
+        JointStage({"learning_rate": 1e-3}, spec)
+
+
+def test_subclass_postprocessing_hooks_apply_to_generated_outputs(spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    class NoLesion(JointStage):
+        def postprocess_label(self, label: torch.Tensor) -> torch.Tensor:
+            label = label.clone()
+            label[:, 0] += label[:, 2]
+            label[:, 2] = 0
+            return label
+
+        def postprocess_image(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+            return image * (1 - label[:, :1])  # black background
+
+    stage = NoLesion({**QUICK, "width": 8}, spec)
+    fit(stage, make_pairs("joint", spec, labels), tmp_path, steps=2)
+    image, label = stage.generate(None, BatchRNG.for_indices(0, range(4)))
+    assert float(label[:, 2].sum()) == 0.0
+    assert float((image * label[:, :1]).abs().max()) == 0.0
+
+
+def test_grad_accumulation_trains(spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    stage = LabelGeneratorStage({**QUICK, "grad_accum": 2, "r1_every": 1}, spec)
+    summary = fit(stage, make_pairs("label_generator", spec, labels), tmp_path, steps=3)
+    assert summary["steps"] == 3 and summary["r1"] >= 0
+
+
+def test_synthetic_labels_fixture_is_valid() -> None:
+    labels = synthetic_index_labels(4)
+    assert torch.equal(labels.sum(1), torch.ones(4, SIZE, SIZE))
