@@ -222,3 +222,87 @@ def test_fixtures_come_from_the_pytest11_entry_point(pytester):
     )
     result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+# --------------------------------------------------------------------------- msaug plugin new
+def test_plugin_new_writes_a_complete_package(tmp_path):
+    from click.testing import CliRunner
+
+    from msaug.cli import cli
+
+    target = tmp_path / "lesions"
+    result = CliRunner().invoke(cli, ["plugin", "new", "skin_lesions", "--dir", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "pip install -e" in result.output
+    files = {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()}
+    assert files == {
+        "README.md", "pipeline.yaml", "pyproject.toml",
+        "src/msaug_skin_lesions/__init__.py", "src/msaug_skin_lesions/plugin.py", "src/msaug_skin_lesions/stages.py",
+        "src/msaug_skin_lesions/data.py", "src/msaug_skin_lesions/py.typed",
+        "tests/test_stages.py", "tests/test_data.py",
+    }
+    pyproject = (target / "pyproject.toml").read_text()
+    assert 'name = "msaug-skin-lesions"' in pyproject
+    assert '[project.entry-points.msaug]\nskin_lesions = "msaug_skin_lesions.plugin"' in pyproject
+    for path in target.rglob("*"):
+        if path.is_file():
+            assert "{{" not in path.read_text(), path
+    for source in target.rglob("*.py"):
+        compile(source.read_text(), str(source), "exec")
+    assert 'stages = ["skin_lesions.class_colour"]' in (target / "tests/test_stages.py").read_text()
+
+
+@pytest.mark.parametrize("name", ["MyDomain", "9lives", "with-dash", "class", ""])
+def test_plugin_new_rejects_names_that_cannot_prefix_stages(tmp_path, name):
+    from click.testing import CliRunner
+
+    from msaug.cli import cli
+
+    result = CliRunner().invoke(cli, ["plugin", "new", name, "--dir", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert f"plugin name {name!r}: use a lower-case Python identifier" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_plugin_new_never_overwrites(tmp_path):
+    from click.testing import CliRunner
+
+    from msaug.cli import cli
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["plugin", "new", "taken", "--dir", str(tmp_path / "taken")])
+    assert result.exit_code == 2 and "already exists and is not an empty folder" in result.output
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_scaffold_installs_registers_and_passes_its_own_tests(tmp_path):
+    """The template itself is tested: pip-install the scaffold, list its stage, run its generated tests."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from msaug.cli_plugin import scaffold
+
+    package = tmp_path / "mydomain"
+    scaffold("mydomain", package)
+    site = tmp_path / "site"  # installed beside the test environment, not into it: the venv stays as it was
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet", "--target", str(site), str(package)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert pip.returncode == 0, pip.stderr
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    listed = subprocess.run([sys.executable, "-m", "msaug", "stages", "list", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)["stages"]}
+    assert rows["mydomain.class_colour"]["plugin"] == "mydomain"
+    assert rows["mydomain.class_colour"]["output"] == "Image(1 ch, 256 px)"
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
+        capture_output=True, text=True, env=env, cwd=package, timeout=300,
+    )
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert "11 passed" in tests.stdout  # 9 contract tests + the stage's and the dataset's own test

@@ -270,7 +270,7 @@ def _attach_optional_commands() -> None:
     import importlib
     import importlib.util
 
-    for module_name, names in (("msaug.cli_segment", ("segment", "export")),):
+    for module_name, names in (("msaug.cli_segment", ("segment", "export")), ("msaug.cli_plugin", ("plugin",))):
         if importlib.util.find_spec(module_name) is None:
             continue
         module = importlib.import_module(module_name)
