@@ -211,7 +211,7 @@ def create_plugin_manager(load_entry_points: bool = True) -> tuple[pluggy.Plugin
 def _call_each(pm: pluggy.PluginManager, hook_name: str, registry: Any, failures: list[PluginFailure]) -> None:
     """Call every implementation of a hook separately, so one faulty plugin is isolated."""
     hook = getattr(pm.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order: built-ins first, so their names win clashes
         registry.current_plugin = "msaug" if impl.plugin_name in DEFAULT_PLUGINS else impl.plugin_name
         try:
             impl.function(register=registry)
@@ -230,6 +230,10 @@ def load_registries(load_entry_points: bool = True) -> Registries:
         _call_each(pm, "msaug_register_datasets", reg.datasets, failures)
         _call_each(pm, "msaug_register_segmenters", reg.segmenters, failures)
         _call_each(pm, "msaug_register_label_metrics", reg.label_metrics, failures)
+    # hooks know a plugin by its entry-point name; users know the distribution they installed
+    labels = {ep.name: f"{ep.name} ({ep.dist.name})" for ep in _entry_points() if ep.dist is not None and ep.dist.name != ep.name}
+    for failure in failures:
+        failure.plugin = labels.get(failure.plugin, failure.plugin)
     return reg
 
 
