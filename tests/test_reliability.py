@@ -191,3 +191,45 @@ def test_verify_run_detects_tampering(classic_yaml, tmp_path):
     with pytest.raises(DataError, match="manifest not found"):
         (out / "synthetic/manifest.jsonl").unlink()
         verify_target(str(out / "synthetic"))
+
+
+@pytest.mark.slow
+def test_sigkill_during_stage_training_then_resume_is_byte_identical(tmp_path, shapes_dir):
+    """A GAN stage killed mid-training resumes from its last checkpoint to the very same files."""
+    cfg = {
+        **CLASSIC,
+        "profiles": {},
+        "data": {**CLASSIC["data"], "size": 16},
+        "stages": [
+            {"use": "gan.label_generator", "params": {"size": 16, "width": 4, "batch_size": 4, "checkpoint_every": 5,
+                                                      "sample_every": 1000, "log_every": 5}, "budget": {"steps": 40}},
+            {"use": "core.lab2im"},
+        ],
+        "generate": {"count": 8, "batch_size": 4},
+    }
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in every run: same float sums
+    base = [sys.executable, "-m", "msaug", "pipeline", "run", str(path), "--quiet", "--out"]
+    reference = tmp_path / "reference"
+    subprocess.run(base + [str(reference)], env=env, check=True, capture_output=True)
+    out = tmp_path / "run"
+    cmd = base + [str(out)]
+    stage_dir = out / "stages/01-label_generator"
+    for kill_at in (1, 3):  # kill after the first and after the third checkpoint
+        proc = subprocess.Popen(cmd + (["--resume"] if out.exists() else []), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        metrics = stage_dir / "metrics.jsonl"
+        while time.monotonic() < deadline and proc.poll() is None:
+            if metrics.is_file() and metrics.read_text().count("\n") >= kill_at + 1:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "training finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not (stage_dir / "stage.json").exists()
+    done = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert pngs(out / "synthetic") == pngs(reference / "synthetic")
+    assert sha256_file(stage_dir / "stage.safetensors") == sha256_file(reference / "stages/01-label_generator/stage.safetensors")
+    assert no_temp_files(out)
