@@ -34,7 +34,12 @@ def test_mutated_pipelines_fail_only_with_config_errors(tmp_path_factory, mutati
     for dotted, value in mutations.items():
         node, parts = data, dotted.split(".")
         for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    break  # this mutation no longer applies to the mutated document
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
             if not isinstance(node, (dict, list)):
                 break
         else:

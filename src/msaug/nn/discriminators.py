@@ -3,8 +3,10 @@
 Every discriminator returns a list with one entry per scale; each entry is the list of
 intermediate feature maps ending with the logits. Losses average over scales, and the
 feature-matching loss compares the intermediate features of real and generated inputs.
-Discriminators see one sample at a time (no minibatch statistics), so the R1 penalty and
-the real/fake halves of a concatenated batch stay independent.
+The unconditional discriminator (:class:`SkipDiscriminator`) also sees the spread of small
+groups of samples (minibatch standard deviation), which counters mode collapse; its groups
+never mix the real and generated halves of a concatenated batch. The conditional patch
+discriminators see one sample at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msaug.nn.layers import DownBlock, channel_schedule
+from msaug.nn.layers import DownBlock, MinibatchStdDev, channel_schedule
 
 Features = list[list[torch.Tensor]]
 
@@ -36,7 +38,8 @@ class SkipDiscriminator(nn.Module):
         chans = [channel_schedule(r, width) for r in resolutions]
         self.inputs = nn.ModuleList(nn.Conv2d(in_channels, c, 1) for c in chans[:-1])
         self.blocks = nn.ModuleList(DownBlock(a, b) for a, b in zip(chans[:-1], chans[1:]))
-        self.final_conv = nn.Conv2d(chans[-1], chans[-1], 3, padding=1)
+        self.minibatch_std = MinibatchStdDev()
+        self.final_conv = nn.Conv2d(chans[-1] + 1, chans[-1], 3, padding=1)
         self.final = nn.Linear(chans[-1] * resolutions[-1] ** 2, 1)
 
     def forward(self, x: torch.Tensor) -> Features:
@@ -48,7 +51,7 @@ class SkipDiscriminator(nn.Module):
             if i + 1 < len(self.inputs):
                 x = F.avg_pool2d(x, 2, ceil_mode=True)
                 h = h + self.inputs[i + 1](x)
-        h = F.leaky_relu(self.final_conv(h), 0.2)
+        h = F.leaky_relu(self.final_conv(self.minibatch_std(h)), 0.2)
         return [[*feats, self.final(h.flatten(1))]]
 
 

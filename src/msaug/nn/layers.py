@@ -1,6 +1,6 @@
 """Building blocks shared by every generator and discriminator family.
 
-Generators use only per-sample normalisation (GroupNorm, SPADE on GroupNorm), never
+Generators use only per-sample normalisation (GroupNorm, PixelNorm, SPADE on GroupNorm), never
 batch statistics: generated row *b* must depend only on its own input and noise, so that
 any batching or sharding of generation gives the same pair for the same index.
 """
@@ -48,19 +48,32 @@ def group_norm(channels: int, affine: bool = True) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels, affine=affine)
 
 
-class ConvNormAct(nn.Sequential):
-    """3x3 convolution, GroupNorm, LeakyReLU(0.2)."""
+class PixelNorm(nn.Module):
+    """Normalise each pixel's feature vector to unit length (ProGAN).
 
-    def __init__(self, cin: int, cout: int):
-        super().__init__(nn.Conv2d(cin, cout, 3, padding=1), group_norm(cout), nn.LeakyReLU(0.2, inplace=True))
+    Unlike GroupNorm it removes no spatial statistics, so the variation a latent vector
+    puts into a coarse feature map survives: GroupNorm at 4x4 erases much of it and pushes
+    an unconditional generator towards one output.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class ConvNormAct(nn.Sequential):
+    """3x3 convolution, per-sample normalisation (GroupNorm or PixelNorm), LeakyReLU(0.2)."""
+
+    def __init__(self, cin: int, cout: int, norm: str = "group"):
+        layer = PixelNorm() if norm == "pixel" else group_norm(cout)
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1), layer, nn.LeakyReLU(0.2, inplace=True))
 
 
 class UpBlock(nn.Module):
     """Nearest-neighbour x2 upsampling followed by two conv/norm/activation layers."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, norm: str = "group"):
         super().__init__()
-        self.body = nn.Sequential(ConvNormAct(cin, cout), ConvNormAct(cout, cout))
+        self.body = nn.Sequential(ConvNormAct(cin, cout, norm), ConvNormAct(cout, cout, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(F.interpolate(x, scale_factor=2.0, mode="nearest"))
@@ -81,6 +94,24 @@ class DownBlock(nn.Module):
         h = F.avg_pool2d(h, 2, ceil_mode=True)
         s = self.skip(F.avg_pool2d(x, 2, ceil_mode=True))
         return (h + s) * (1 / math.sqrt(2))
+
+
+class MinibatchStdDev(nn.Module):
+    """Appends the average feature standard deviation within small groups of samples (ProGAN/StyleGAN).
+
+    A discriminator that sees how varied a group of samples is can punish a generator that
+    collapses onto one output: the main failure of GANs trained on a few dozen images.
+    Groups are consecutive samples of size 4, 2 or 1 chosen so that a group never spans the
+    middle of the batch, where the trainer joins its real and generated halves.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        group = next(g for g in (4, 2, 1) if b % g == 0 and (b // 2) % g == 0) if b > 1 else 1
+        y = x.float().view(b // group, group, *x.shape[1:])
+        std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [b // group]
+        std = std.repeat_interleave(group).view(b, 1, 1, 1).expand(b, 1, *x.shape[2:])
+        return torch.cat([x, std.to(x.dtype)], dim=1)
 
 
 class SPADE(nn.Module):

@@ -115,7 +115,10 @@ def label_metrics(registries: Any, spec: DataSpec, labels: torch.Tensor) -> dict
     return out
 
 
-def write_report(prepared: Prepared, state: RunState, options: RunOptions, console: Console, seconds: float) -> dict[str, Any]:
+def write_report(prepared: Prepared, state: RunState, options: RunOptions, console: Console, started: float) -> dict[str, Any]:
+    """Write report.json, report.md, grid.png and loss curves; ``started`` is the run's ``time.monotonic()`` start."""
+    import time
+
     from msaug.pipeline.runner import product_spec
     from msaug.resize import resize_label
     from msaug.synthetic import SyntheticDataset
@@ -176,10 +179,11 @@ def write_report(prepared: Prepared, state: RunState, options: RunOptions, conso
             "seed": config.generate.seed,
         },
         "label_metrics": metrics,
-        "seconds_total": round(seconds, 2),
     }
     if config.evaluate is not None and options.evaluate:
         report["evaluation"] = run_evaluation(prepared, state, synthetic, console, options.show_progress)
+    seconds = time.monotonic() - started
+    report["seconds_total"] = round(seconds, 2)
     write_json(out / "report.json", report)
     atomic_write(out / "report.md", render_markdown(report))
     console.print(f"[bold green]Done[/] in {seconds:.0f} s: {len(synthetic)} pairs in {out / 'synthetic'}, report {out / 'report.md'}")

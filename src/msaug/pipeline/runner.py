@@ -330,6 +330,7 @@ def run_pipeline(path: str | Path, options: RunOptions, console: Console | None 
     from msaug.train import distributed
     from msaug.train.device import resolve_device
 
+    started = time.monotonic()
     console = console or Console(stderr=True)
     sets = list(options.sets)
     if options.seed is not None:
@@ -345,7 +346,6 @@ def run_pipeline(path: str | Path, options: RunOptions, console: Console | None 
     distributed.barrier()
     console.print(f"device: {device}; run folder: {out}")
     state = RunState(out, device)
-    started = time.monotonic()
     split_data(prepared, state)
     assert state.train is not None and state.test is not None
     if len(state.train) < 1:
@@ -355,7 +355,7 @@ def run_pipeline(path: str | Path, options: RunOptions, console: Console | None 
     generate_step(prepared, state, config.generate.count, None, console, options.show_progress)
     report: dict[str, Any] = {}
     if distributed.is_main():
-        report = write_report(prepared, state, options, console, time.monotonic() - started)
+        report = write_report(prepared, state, options, console, started)
     distributed.barrier()
     return report
 
