@@ -69,16 +69,90 @@ def test_bits_round_trip():
     st.integers(4, 40),
     st.sampled_from(["index", "multilabel"]),
     st.integers(0, 2**31 - 1),
+    st.sampled_from(["area", "max"]),
 )
-def test_resize_never_invents_label_values(k, size_in, size_out, encoding, seed):
+def test_resize_never_invents_label_values(k, size_in, size_out, encoding, seed, downsample):
     g = torch.Generator().manual_seed(seed)
     if encoding == "index":
         lab = index_to_channels(torch.randint(0, k, (size_in, size_in), generator=g), k)
     else:
         lab = (torch.rand(k, size_in, size_in, generator=g) > 0.5).float()
-    out = resize_label(lab, size_out, encoding)
+    out = resize_label(lab, size_out, encoding, downsample)
     assert out.shape == (k, size_out, size_out)
     assert set(out.unique().tolist()) <= {0.0, 1.0}
     if encoding == "index":
         assert torch.equal(out.sum(0), torch.ones(size_out, size_out))
     assert torch.equal(harden(out, encoding), out)
+
+
+def _vessel_tree(size: int = 128) -> torch.Tensor:
+    """A 1-2 px wide branching line drawing, index encoding (background, vessel)."""
+    vessel = torch.zeros(size, size, dtype=torch.bool)
+    vessel[size // 2, 10 : size - 10] = True  # trunk, 1 px
+    for x in range(20, size - 20, 24):  # branches, 1 px diagonals
+        for t in range(30):
+            vessel[size // 2 - t, x + t // 2] = True
+    vessel[size // 2 + 1, 10 : size // 2] = True  # thicker proximal trunk, 2 px
+    return torch.stack([~vessel, vessel]).float()
+
+
+@pytest.mark.parametrize("encoding", ["index", "multilabel"])
+def test_max_downsampling_keeps_thin_structures_connected(encoding):
+    from scipy import ndimage
+
+    tree = _vessel_tree()
+    lab = tree if encoding == "index" else tree[1:]
+    channel = 1 if encoding == "index" else 0
+    area = resize_label(lab, 32, encoding, "area")
+    pooled = resize_label(lab, 32, encoding, "max")
+    # by area, 1 px lines at a quarter of the size are mostly gone
+    assert area[channel].sum() < 0.3 * pooled[channel].sum()
+    # max pooled: every vessel pixel's 4x4 block is vessel, and the tree is one component
+    blocks = lab[channel].reshape(32, 4, 32, 4).amax(dim=(1, 3))
+    assert torch.equal(pooled[channel], blocks)
+    _, components = ndimage.label(pooled[channel].numpy() > 0.5, structure=np.ones((3, 3)))
+    assert components == 1
+    if encoding == "index":
+        assert torch.equal(pooled.sum(0), torch.ones(32, 32))
+
+
+def test_max_downsampling_lets_the_most_occupied_structure_win():
+    lab = torch.zeros(3, 4, 4)
+    lab[1, :, :3] = 1  # class 1 covers 12 of 16 pixels
+    lab[2, :, 3] = 1  # class 2 covers 4
+    lab[0] = 1 - lab[1:].sum(0)
+    assert resize_label(lab, 1, "index", "max")[:, 0, 0].tolist() == [0.0, 1.0, 0.0]
+    lab[1:, :, :] = 0
+    lab[2, 0, 0] = 1  # one pixel of class 2 in a block of background
+    lab[0] = 1 - lab[1:].sum(0)
+    assert resize_label(lab, 1, "index", "max")[:, 0, 0].tolist() == [0.0, 0.0, 1.0]
+    assert resize_label(lab, 1, "index", "area")[:, 0, 0].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_label_carries_its_downsampling_policy():
+    tree = _vessel_tree()
+    label = Label(("background", "vessel"), 32, "index", "max")
+    assert label.at(64).downsample == "max"
+    assert "max-pooled" in str(label)
+    assert not label.compatible(Label(("background", "vessel"), 32, "index"))
+    view = label.view(Sample("s", None, tree.numpy()))
+    assert torch.equal(view, resize_label(tree, 32, "index", "max"))
+    with pytest.raises(ValueError, match="downsample"):
+        Label(("background", "vessel"), 32, "index", "median")
+    with pytest.raises(ValueError, match="unknown label downsampling policy"):
+        resize_label(tree, 32, "index", "median")
+
+
+def test_core_label_resize_shrinks_by_the_data_policy_and_smooths_when_enlarging():
+    from msaug import BatchRNG, DataSpec, get_registries
+
+    tree = _vessel_tree()[None]
+    resize = get_registries().stages.get("core.label_resize")
+    for policy in ("area", "max"):
+        spec = DataSpec(("background", "vessel"), "index", 1, 32, label_downsample=policy)
+        down = resize({"in_size": 128}, spec).generate(tree, BatchRNG.for_indices(0, [0]))
+        assert torch.equal(down, resize_label(tree, 32, "index", policy))
+    spec = DataSpec(("background", "vessel"), "index", 1, 128, label_downsample="max")
+    coarse = resize_label(tree, 32, "index", "max")
+    up = resize({"in_size": 32}, spec).generate(coarse, BatchRNG.for_indices(0, [0]))
+    assert up.shape == (1, 2, 128, 128) and torch.equal(up.sum(1), torch.ones(1, 128, 128))

@@ -12,6 +12,8 @@ Tensor conventions (one sample; batches add a leading dimension):
   ``index`` encoding: one channel per class *including background as class 0*, exactly
   one channel is 1 at each pixel (one-hot). ``multilabel`` encoding: one independent
   binary channel per structure (no background channel); channels may overlap.
+  ``downsample`` (``area`` or ``max``) is how a real label map is shrunk to ``size``: by
+  area, or by max pooling for thin structures such as vessels (:mod:`msaug.resize`).
 * ``Image(channels, size)``: ``float32 [C, size, size]`` with values in [0, 1].
 """
 
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from msaug.resize import resize_image, resize_label
+from msaug.resize import DOWNSAMPLE_POLICIES, resize_image, resize_label
 
 if TYPE_CHECKING:
     from msaug.sample import Sample
@@ -68,6 +70,7 @@ class Label(Modality):
     classes: tuple[str, ...]
     size: int
     encoding: Encoding = "index"
+    downsample: str = "area"
     kind = "label"
 
     def __post_init__(self) -> None:
@@ -77,6 +80,8 @@ class Label(Modality):
             raise ValueError("Label needs at least one class")
         if self.size < 1:
             raise ValueError(f"Label size must be positive, not {self.size}")
+        if self.downsample not in DOWNSAMPLE_POLICIES:
+            raise ValueError(f"Label downsample must be one of {DOWNSAMPLE_POLICIES}, not {self.downsample!r}")
         object.__setattr__(self, "classes", tuple(self.classes))
 
     @property
@@ -85,7 +90,7 @@ class Label(Modality):
 
     def at(self, size: int) -> Label:
         """The same label map at another resolution."""
-        return Label(self.classes, size, self.encoding)
+        return Label(self.classes, size, self.encoding, self.downsample)
 
     def view(self, sample: Sample) -> torch.Tensor:
         label = torch.as_tensor(sample.label, dtype=torch.float32)
@@ -93,10 +98,11 @@ class Label(Modality):
             raise ValueError(
                 f"sample {sample.id!r} has {label.shape[0]} label channels, {self} expects {self.channels}"
             )
-        return resize_label(label, self.size, self.encoding)
+        return resize_label(label, self.size, self.encoding, self.downsample)
 
     def __str__(self) -> str:
-        return f"Label({len(self.classes)} classes, {self.size} px, {self.encoding})"
+        policy = "" if self.downsample == "area" else f", {self.downsample}-pooled"
+        return f"Label({len(self.classes)} classes, {self.size} px, {self.encoding}{policy})"
 
 
 @dataclass(frozen=True)

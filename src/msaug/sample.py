@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from msaug.modality import Encoding, Image, Label
+from msaug.resize import DOWNSAMPLE_POLICIES
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class DataSpec:
 
     ``domain`` groups datasets whose label maps share meaning (``"xray"``, ``"fundus"``,
     ``"generic"``), so domain plugins can supply label metrics that apply to all of them.
+    ``label_downsample`` is how stages shrink real label maps to their own size: ``"area"``,
+    or ``"max"`` for thin structures (vessels) that must stay connected at low resolution.
     """
 
     classes: tuple[str, ...]
@@ -25,10 +28,15 @@ class DataSpec:
     size: int
     domain: str = "generic"
     has_roi: bool = False
+    label_downsample: str = "area"
+
+    def __post_init__(self) -> None:
+        if self.label_downsample not in DOWNSAMPLE_POLICIES:
+            raise ValueError(f"label_downsample must be one of {DOWNSAMPLE_POLICIES}, not {self.label_downsample!r}")
 
     @property
     def label(self) -> Label:
-        return Label(self.classes, self.size, self.encoding)
+        return Label(self.classes, self.size, self.encoding, self.label_downsample)
 
     @property
     def image(self) -> Image:

@@ -2,7 +2,7 @@
 
 Layout (inside a run directory, ``synthetic/``)::
 
-    dataset.json        classes, encoding, channels, size, domain, bit depth
+    dataset.json        classes, encoding, channels, size, domain, label downsampling, bit depth
     images/000000.png   8- or 16-bit grey, or 8-bit RGB
     labels/000000.png   index encoding: uint8 class index; multilabel: bit mask (bit k = channel k)
     manifest.jsonl      one JSON object per pair: index, seed, image, label, sha256, stages
@@ -71,6 +71,7 @@ class SyntheticWriter:
             "channels": spec.channels,
             "size": spec.size,
             "domain": spec.domain,
+            "label_downsample": spec.label_downsample,
             "bit_depth": self.bit_depth,
             "label_format": "class index" if spec.encoding == "index" else "bit mask, bit k = channel k",
         }
@@ -169,7 +170,10 @@ class SyntheticDataset:
             raise DataError(f"{self.root}: no {DESCRIPTION}; not a synthetic dataset folder written by msaug")
         d = read_json(self.root / DESCRIPTION)
         try:
-            self.spec = DataSpec(tuple(d["classes"]), d["encoding"], int(d["channels"]), int(d["size"]), d.get("domain", "generic"))
+            self.spec = DataSpec(
+                tuple(d["classes"]), d["encoding"], int(d["channels"]), int(d["size"]), d.get("domain", "generic"),
+                label_downsample=d.get("label_downsample", "area"),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{self.root / DESCRIPTION}: missing or invalid field ({exc})") from None
         self.entries = sorted(read_manifest(self.root), key=lambda e: e["index"])

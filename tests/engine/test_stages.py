@@ -197,6 +197,44 @@ def test_upscaler_noise_varies_boundaries_but_keeps_labels_hard(spec: DataSpec, 
     assert stage.input == Label(CLASSES, SIZE // 4, "index") and stage.output == Label(CLASSES, SIZE, "index")
 
 
+@pytest.mark.parametrize("encoding", ["index", "multilabel"])
+def test_max_pooled_upscaler_draws_only_inside_the_coarse_structures(encoding: str) -> None:
+    """A coarse pixel of a max-pooled map says 'a structure passes under here': the output may
+    thin it inside that block (whatever the weights) but never draws outside it."""
+    from msaug.nn import LabelUpscalerNet
+
+    torch.manual_seed(0)
+    coarse_struct = torch.zeros(1, 1, 8, 8)
+    coarse_struct[0, 0, 4, 1:7] = 1  # a one-pixel line at 8 px
+    coarse = torch.cat([1 - coarse_struct, coarse_struct], 1) if encoding == "index" else coarse_struct
+    k = coarse.shape[1]
+    net = LabelUpscalerNet(k, 8, 32, width=8, prior="max", encoding=encoding)
+    with torch.no_grad():
+        net.head.bias.fill_(0.0)
+        net.head.weight.normal_(0, 5.0)  # arbitrary, strong network opinions
+        logits = net(coarse, torch.randn(1, 4, 32, 32))
+    drawn = logits.argmax(1)[0] == 1 if encoding == "index" else logits[0, 0] > 0
+    allowed = torch.nn.functional.interpolate(coarse_struct, size=32, mode="nearest")[0, 0] > 0.5
+    assert not (drawn & ~allowed).any()
+    assert 0 < int(drawn.sum()) < int(allowed.sum())  # thinner than the 4 px block, but there
+    # an area prior instead keeps the block's interior: a 4 px wide line stays at least 1 px
+    area = LabelUpscalerNet(k, 8, 32, width=8, prior="area", encoding=encoding)
+    with torch.no_grad():
+        area.head.weight.copy_(net.head.weight)
+        area.head.bias.fill_(0.0)
+        area_logits = area(coarse, torch.randn(1, 4, 32, 32))
+    area_drawn = area_logits.argmax(1)[0] == 1 if encoding == "index" else area_logits[0, 0] > 0
+    assert area_drawn[17:19, 8:24].all()
+
+
+def test_upscaler_takes_its_prior_from_the_data_spec(tmp_path: Path) -> None:
+    spec = DataSpec(CLASSES, "index", 1, SIZE, label_downsample="max")
+    stage = LabelUpscalerStage(QUICK, spec)
+    assert stage.generator.prior == "max"
+    assert stage.input == Label(CLASSES, SIZE // 4, "index", "max")
+    assert LabelUpscalerStage(QUICK, DataSpec(CLASSES, "index", 1, SIZE)).generator.prior == "area"
+
+
 def test_upscaler_rejects_output_not_larger_than_input(spec: DataSpec) -> None:
     with pytest.raises(ConfigError, match="in_size"):
         LabelUpscalerStage({"in_size": SIZE}, spec)

@@ -20,7 +20,7 @@ def test_multistage_chain_per_profile(profile, size, mask_size):
     names = [cs.stage.name for cs in p.chain.stages]
     assert names == ["fundus.vessel_mask", "fundus.mask_upscale", "fundus.image"]
     mask, up, image = (cs.stage for cs in p.chain.stages)
-    assert mask.output == Label(("background", "vessel"), mask_size, "index") == up.input
+    assert mask.output == Label(("background", "vessel"), mask_size, "index", "max") == up.input
     assert up.output.size == size and image.output == Image(3, size)
     assert 2 <= size // mask_size <= 8  # the upscaler's range
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,10 +24,10 @@ def test_registered_with_domain_defaults():
     spec = fundus_spec(128)
     make = lambda name, params=None: reg.stages.get(name)(params or {}, spec)  # noqa: E731
     mask, up, image, joint = (make(n) for n in ("fundus.vessel_mask", "fundus.mask_upscale", "fundus.image", "fundus.joint"))
-    assert mask.input == Noise(128) and mask.output == Label(CLASSES, 64, "index")
-    assert up.input == Label(CLASSES, 64, "index") and up.output == Label(CLASSES, 128, "index")
-    assert image.input == Label(CLASSES, 128, "index") and image.output == Image(3, 128)
-    assert joint.outputs == (Image(3, 128), Label(CLASSES, 128, "index"))
+    assert mask.input == Noise(128) and mask.output == Label(CLASSES, 64, "index", "max")
+    assert up.input == Label(CLASSES, 64, "index", "max") and up.output == Label(CLASSES, 128, "index", "max")
+    assert image.input == Label(CLASSES, 128, "index", "max") and image.output == Image(3, 128)
+    assert joint.outputs == (Image(3, 128), Label(CLASSES, 128, "index", "max"))
     assert mask.params.min_component_px == 3
     assert torch.equal(mask.fov, torch.from_numpy(disc_fov(64)).float())  # before fitting: the phantom's disc
 
@@ -109,3 +110,27 @@ def test_upscaler_without_roi_falls_back_to_the_disc(tiny_data, tmp_path):
     assert torch.equal(stage.fov, torch.from_numpy(disc_fov(32)).float())
     out = stage.generate(small[:2], BatchRNG.for_indices(0, [0, 1]))
     assert out.shape == (2, 2, 32, 32) and out[:, 1][:, ~torch.from_numpy(disc_fov(32))].sum() == 0
+
+
+def test_low_resolution_views_keep_the_vessel_tree():
+    """The vessel_mask stage at 32 px trains on connected trees, not on the specks that an
+    area resize of 1-3 px vessels leaves; the upscaler reads its input as a where-allowed mask."""
+    from scipy import ndimage
+
+    from msaug.resize import resize_label
+
+    ds = load_dataset(DataConfig(dataset="fundus.phantom", size=128, count=3))
+    mask = get_registries().stages.get("fundus.vessel_mask")({"size": 32}, ds.spec)
+    up = get_registries().stages.get("fundus.mask_upscale")({"in_size": 32}, ds.spec)
+    assert up.generator.prior == "max"
+    for i in range(len(ds)):
+        full = torch.from_numpy(ds[i].label)
+        view = mask.output.view(ds[i])[1].numpy() > 0.5
+        by_area = resize_label(full, 32, "index", "area")[1]
+        components, _ = ndimage.label(view, structure=np.ones((3, 3)))
+        sizes = np.bincount(components.ravel())[1:]
+        assert view.mean() > 0.05 and by_area.mean() < 0.02
+        assert sizes.max() / sizes.sum() > 0.9  # nearly all vessel pixels in one tree
+        # every vessel pixel at 128 px lies inside a vessel block of the 32 px view
+        blocks = np.kron(view, np.ones((4, 4), dtype=bool))
+        assert not (full[1].numpy().astype(bool) & ~blocks).any()

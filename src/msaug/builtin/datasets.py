@@ -108,7 +108,7 @@ class ResizedSynthetic:
             raise ConfigError("data.root: the synthetic dataset needs the synthetic/ folder of a run")
         self.inner = SyntheticDataset(config.root)
         s = self.inner.spec
-        self.spec = DataSpec(s.classes, s.encoding, s.channels, config.size, s.domain)
+        self.spec = DataSpec(s.classes, s.encoding, s.channels, config.size, s.domain, label_downsample=s.label_downsample)
         self.count = min(len(self.inner), config.count or len(self.inner))
 
     def __len__(self) -> int:

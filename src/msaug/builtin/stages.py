@@ -110,9 +110,11 @@ class LabelResize(Stage):
     def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> torch.Tensor:
         assert x is not None
         size = self.output.size
+        if size < x.shape[-1] or self.params.smooth == 0:  # shrinking follows the data's downsampling policy
+            return resize_label(x, size, self.data.encoding, self.data.label_downsample)
         soft = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False)
         soft = gaussian_blur(soft, self.params.smooth)
-        return harden(soft, self.data.encoding) if self.params.smooth > 0 else resize_label(x, size, self.data.encoding)
+        return harden(soft, self.data.encoding)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {}

@@ -52,9 +52,21 @@ class SkipGenerator(nn.Module):
 class LabelUpscalerNet(nn.Module):
     """Low-resolution label ``[B, K, s, s]`` + noise ``[B, N, S, S]`` -> label logits ``[B, K, S, S]``."""
 
-    def __init__(self, classes: int, in_size: int, out_size: int, width: int = 16, noise_channels: int = 4):
+    def __init__(
+        self,
+        classes: int,
+        in_size: int,
+        out_size: int,
+        width: int = 16,
+        noise_channels: int = 4,
+        prior: str = "area",
+        encoding: str = "index",
+    ):
         super().__init__()
-        self.out_size, self.noise_channels = out_size, noise_channels
+        if prior not in ("area", "max"):
+            raise ValueError(f"prior must be 'area' or 'max', not {prior!r}")
+        self.in_size, self.out_size, self.noise_channels = in_size, out_size, noise_channels
+        self.prior, self.encoding = prior, encoding
         depth = max(2, round(math.log2(out_size / in_size)) + 1)
         resolutions = [math.ceil(out_size / 2**i) for i in range(depth + 1)]
         chans = [channel_schedule(r, width) for r in resolutions]
@@ -76,6 +88,25 @@ class LabelUpscalerNet(nn.Module):
     #: occupancy u is below 1/6 or above 5/6, so only the boundary band can change
     RESIDUAL = 4.0
 
+    def prior_logits(self, label: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """What the input map alone says about each output pixel, as logits.
+
+        ``area`` inputs (the coarse map is the majority class): structures stay inside and
+        background outside, only the boundary band is the network's to draw. ``max`` inputs
+        (a coarse structure pixel says a structure passes *somewhere* under it, as for
+        max-pooled vessel maps): outside the coarse structure the output is background,
+        inside it the network draws freely, so a thin vessel can be thinner than the block.
+        """
+        if self.prior == "area":
+            return self.PRIOR * (up * 2 - 1)
+        allowed = F.interpolate(label, size=(self.out_size, self.out_size), mode="nearest")
+        if self.out_size % self.in_size:  # overlapping pooling windows: allow one pixel more
+            allowed = F.max_pool2d(allowed, 3, stride=1, padding=1)
+        logits = -self.PRIOR * (1 - allowed)
+        if self.encoding == "index":  # background where the coarse map says no structure at all
+            logits[:, 0] = self.PRIOR * (1 - allowed[:, 1:].amax(dim=1))
+        return logits
+
     def forward(self, label: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(label, size=(self.out_size, self.out_size), mode="bilinear", align_corners=False)
         h = torch.cat([up * 2 - 1, noise], dim=1)
@@ -89,7 +120,7 @@ class LabelUpscalerNet(nn.Module):
             h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
             n = F.interpolate(noise, size=skip.shape[-2:], mode="area") * (noise.shape[-1] / skip.shape[-1])
             h = dec(torch.cat([h, skip], dim=1)) + proj(n)
-        return self.PRIOR * (up * 2 - 1) + self.RESIDUAL * torch.tanh(self.head(h))
+        return self.prior_logits(label, up) + self.RESIDUAL * torch.tanh(self.head(h))
 
 
 class SPADEGenerator(nn.Module):

@@ -217,7 +217,7 @@ def stage_complete(folder: Path) -> bool:
 
 def product_spec(prepared: Prepared) -> DataSpec:
     s = prepared.spec
-    return DataSpec(s.classes, s.encoding, prepared.chain.image.channels, prepared.chain.image.size, s.domain, s.has_roi)
+    return DataSpec(s.classes, s.encoding, prepared.chain.image.channels, prepared.chain.image.size, s.domain, s.has_roi, s.label_downsample)
 
 
 @dataclass

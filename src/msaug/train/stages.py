@@ -202,7 +202,7 @@ class GanStage(Stage):
 
     # ---- helpers
     def _label_spec(self, size: int) -> Label:
-        return Label(self.data.classes, size, self.data.encoding)
+        return self.data.label.at(size)
 
     def _check(self, what: str, tensor: torch.Tensor | None, modality: Modality) -> torch.Tensor:
         expected: tuple[int, ...]
@@ -327,7 +327,10 @@ class LabelUpscalerStage(GanStage):
 
     def build_generator(self) -> nn.Module:
         p = self.params
-        return LabelUpscalerNet(len(self.data.classes), self.in_size, self.out_size, p.width, p.noise_channels)
+        return LabelUpscalerNet(
+            len(self.data.classes), self.in_size, self.out_size, p.width, p.noise_channels,
+            prior=self.data.label_downsample, encoding=self.data.encoding,
+        )
 
     def build_discriminator(self) -> nn.Module:
         return MultiScalePatchDiscriminator(2 * len(self.data.classes), self.params.width, self.params.scales)

@@ -14,8 +14,15 @@ DOMAIN = "fundus"
 
 
 def fundus_spec(size: int) -> DataSpec:
-    """Vessel maps in index encoding (background, vessel), RGB images, the FOV as ROI."""
-    return DataSpec(classes=CLASSES, encoding="index", channels=3, size=size, domain=DOMAIN, has_roi=True)
+    """Vessel maps in index encoding (background, vessel), RGB images, the FOV as ROI.
+
+    Stages shrink vessel maps by max pooling (``label_downsample="max"``): shrunk by area, a
+    32 px view of a 128 px vessel tree keeps 0.3 % vessel pixels in a few specks; max pooled,
+    it keeps one connected tree (measured on the phantom).
+    """
+    return DataSpec(
+        classes=CLASSES, encoding="index", channels=3, size=size, domain=DOMAIN, has_roi=True, label_downsample="max"
+    )
 
 
 def read_options(config: DataConfig, defaults: dict[str, Any]) -> dict[str, Any]:
