@@ -65,8 +65,14 @@ def test_verdict_spread_rule():
     v = verdict({"a": arm(0.8, 0.01, 10.0), "b": arm(0.7, 0.02, 5.0)})
     assert v["quality"]["winner"] == "a" and v["quality"]["beyond_spread"]
     assert v["cost"]["cheapest_generation"] == "b" and v["cost"]["fastest_training"] == "b"
+    assert "b trains fastest" in v["line"]
     v = verdict({"a": arm(0.8, 0.1, 10.0), "b": arm(0.75, 0.1, 5.0)})
     assert not v["quality"]["beyond_spread"] and "within the seed spread" in v["line"]
+    # the same budget: a two-second gap inside a four-second spread is no win
+    equal = {"a": arm(0.8, 0.01, 471.0), "b": arm(0.7, 0.02, 469.0)}
+    equal["a"]["cost"]["train_seconds"]["std"] = 4.0
+    v = verdict(equal)
+    assert not v["cost"]["training_beyond_spread"] and "training time equal within the seed spread" in v["line"]
 
 
 @pytest.mark.slow
@@ -84,6 +90,8 @@ def test_compare_two_arms_end_to_end(tmp_path, shapes_dir):
         assert s["cost"]["peak_rss_mb"]["mean"] > 50  # a real child process with torch loaded
         assert s["cost"]["flops_per_pair"] > 0
         assert s["cost"]["parameters"] == 9  # lab2im: 2 x (1 + 3 classes) intensity coefficients + 1 texture level
+        assert 0 <= s["realism"]["label_precision"]["mean"] <= 1 and s["realism"]["label_coverage"]["n"] == 2
+        assert not any(key.endswith("_std") for key in s["realism"])
         for seed in (0, 1):
             assert (out / arm / f"seed-{seed}" / "synthetic/manifest.jsonl").is_file()
     # the real baseline is the same data and segmenter for both arms of a seed

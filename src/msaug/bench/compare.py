@@ -187,12 +187,12 @@ def summarize_arm(records: list[dict[str, Any]], protocols: list[str]) -> dict[s
     }
     out["realism"] = {
         "qc_mean_dice": _stat([_dig(r, "evaluation", "qc", "mean_dice") for r in records]),
-        "label_precision": _stat([_dig(r, "evaluation", "label_realism", "nn_iou", "precision") for r in records]),
-        "label_coverage": _stat([_dig(r, "evaluation", "label_realism", "nn_iou", "coverage") for r in records]),
+        "label_precision": _stat([_dig(r, "evaluation", "label_realism", "nearest_neighbour_iou", "precision") for r in records]),
+        "label_coverage": _stat([_dig(r, "evaluation", "label_realism", "nearest_neighbour_iou", "coverage") for r in records]),
     }
     realism = _dig(records[0], "evaluation", "image_realism") or {}
     for key, value in realism.items():
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not key.endswith("_std"):  # KID's own std is not a figure
             out["realism"][f"image_{key}"] = _stat([_dig(r, "evaluation", "image_realism", key) for r in records])
     return out
 
@@ -229,8 +229,12 @@ def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict
         parts.append(f"quality ({headline} Dice): {v['winner']} wins by {v['gap']:.3f} "
                      + ("(beyond the seed spread)" if v["beyond_spread"] else f"(within the seed spread of {v['spread']:.3f})"))
     if "cost" in out:
-        parts.append(f"cost: {out['cost']['cheapest_generation']} needs the fewest FLOPs per pair"
-                     + (f", {out['cost']['fastest_training']} trains fastest" if "fastest_training" in out["cost"] else ""))
+        c = out["cost"]
+        training = ""
+        if "fastest_training" in c:
+            training = (f", {c['fastest_training']} trains fastest" if c["training_beyond_spread"]
+                        else ", training time equal within the seed spread")
+        parts.append(f"cost: {c['cheapest_generation']} needs the fewest FLOPs per pair" + training)
     out["line"] = "; ".join(parts) or "not enough arms to compare"
     return out
 
