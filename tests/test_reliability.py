@@ -233,3 +233,26 @@ def test_sigkill_during_stage_training_then_resume_is_byte_identical(tmp_path, s
     assert pngs(out / "synthetic") == pngs(reference / "synthetic")
     assert sha256_file(stage_dir / "stage.safetensors") == sha256_file(reference / "stages/01-label_generator/stage.safetensors")
     assert no_temp_files(out)
+
+
+def test_resume_removes_only_the_temp_files_of_dead_writers(tmp_path):
+    from msaug.io import _OWNER, atomic_open, remove_stale_temp_files
+
+    host, _ = _OWNER.split("~")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    folder = tmp_path / "synthetic" / "images"
+    folder.mkdir(parents=True)
+    stale = folder / f".000001.png.{host}~{dead_pid}.abc123.tmp"
+    live = folder / f".000002.png.{host}~{os.getppid()}.def456.tmp"  # the test runner's parent: alive
+    other_host = folder / f".000003.png.elsewhere~{dead_pid}.ghi789.tmp"  # cannot be checked from here
+    for p in (stale, live, other_host):
+        p.write_bytes(b"half")
+    assert remove_stale_temp_files(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other_host.exists()
+    # the temp file of an atomic write names its writer
+    with atomic_open(tmp_path / "x.bin") as fh:
+        names = [p.name for p in tmp_path.glob(".x.bin.*.tmp")]
+        fh.write(b"1")
+    assert len(names) == 1 and f"{_OWNER}." in names[0]
+    assert (tmp_path / "x.bin").read_bytes() == b"1"

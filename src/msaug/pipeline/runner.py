@@ -28,7 +28,7 @@ from rich.console import Console
 
 from msaug.data import load_dataset, split_indices
 from msaug.errors import CheckpointError, ConfigError, DataError
-from msaug.io import atomic_write, read_json, sha256_file, write_json
+from msaug.io import atomic_write, read_json, remove_stale_temp_files, sha256_file, write_json
 from msaug.modality import Noise
 from msaug.pipeline.composer import Chain, ComposedStage, build_stages, check_chain
 from msaug.pipeline.config import ResolvedConfig, flatten, load_pipeline
@@ -127,6 +127,7 @@ def prepare_out_dir(out: Path, text: str, resume: bool, overwrite: bool) -> None
                 elif target.exists():
                     target.unlink()
         elif resume:
+            remove_stale_temp_files(out)  # half-written files of the killed run
             if existing.is_file():
                 old = yaml.safe_load(existing.read_text())
                 diff = _differences(old, yaml.safe_load(text))
