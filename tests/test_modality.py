@@ -156,3 +156,23 @@ def test_core_label_resize_shrinks_by_the_data_policy_and_smooths_when_enlarging
     coarse = resize_label(tree, 32, "index", "max")
     up = resize({"in_size": 32}, spec).generate(coarse, BatchRNG.for_indices(0, [0]))
     assert up.shape == (1, 2, 128, 128) and torch.equal(up.sum(1), torch.ones(1, 128, 128))
+
+
+def test_downsampling_policy_is_checked_and_survives_the_synthetic_folder(tmp_path):
+    import json
+
+    from msaug import DataSpec
+    from msaug.errors import DataError
+    from msaug.synthetic import SyntheticDataset, SyntheticWriter
+
+    with pytest.raises(ValueError, match="DataSpec label_downsample: unknown label downsampling policy 'mean'; valid: area, max"):
+        DataSpec(("background", "vessel"), "index", 3, 32, label_downsample="mean")
+    spec = DataSpec(("background", "vessel"), "index", 3, 32, label_downsample="max")
+    SyntheticWriter(tmp_path / "synthetic", spec)
+    (tmp_path / "synthetic" / "manifest.jsonl").write_text("")  # a folder with no pairs yet
+    assert SyntheticDataset(tmp_path / "synthetic").spec == spec
+    description = tmp_path / "synthetic" / "dataset.json"
+    broken = {**json.loads(description.read_text()), "label_downsample": "mean"}
+    description.write_text(json.dumps(broken))
+    with pytest.raises(DataError, match="dataset.json: missing or invalid field .*'mean'"):
+        SyntheticDataset(tmp_path / "synthetic")

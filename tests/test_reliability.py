@@ -236,9 +236,9 @@ def test_sigkill_during_stage_training_then_resume_is_byte_identical(tmp_path, s
 
 
 def test_resume_removes_only_the_temp_files_of_dead_writers(tmp_path):
-    from msaug.io import _OWNER, atomic_open, remove_stale_temp_files
+    from msaug.io import _HOST, atomic_open, remove_stale_temp_files
 
-    host, _ = _OWNER.split("~")
+    host = _HOST
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
     folder = tmp_path / "synthetic" / "images"
@@ -254,5 +254,5 @@ def test_resume_removes_only_the_temp_files_of_dead_writers(tmp_path):
     with atomic_open(tmp_path / "x.bin") as fh:
         names = [p.name for p in tmp_path.glob(".x.bin.*.tmp")]
         fh.write(b"1")
-    assert len(names) == 1 and f"{_OWNER}." in names[0]
+    assert len(names) == 1 and f".{host}~{os.getpid()}." in names[0]
     assert (tmp_path / "x.bin").read_bytes() == b"1"

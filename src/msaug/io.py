@@ -25,14 +25,15 @@ from msaug.errors import DataError
 PILImage.MAX_IMAGE_PIXELS = 1 << 28  # real chest X-rays are large; refuse only absurd files
 
 
-def _owner_tag() -> str:
-    host = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:40] or "host"
-    return f"{host}~{os.getpid()}"
+#: this host's name as written into temporary file names (no dots, which separate the parts)
+_HOST = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:40] or "host"
 
 
-#: host and pid of the writer, in every temporary file's name, so a resumed run can tell the
-#: leftovers of a killed process from the files a live process (another shard) is writing
-_OWNER = _owner_tag()
+def _owner() -> str:
+    """Host and pid of the writer, in every temporary file's name, so a resumed run can tell the
+    leftovers of a killed process from the files a live process (another shard) is writing.
+    The pid is read at each write: a forked worker writes under its own."""
+    return f"{_HOST}~{os.getpid()}"
 
 
 def remove_stale_temp_files(root: str | os.PathLike[str]) -> list[Path]:
@@ -41,18 +42,11 @@ def remove_stale_temp_files(root: str | os.PathLike[str]) -> list[Path]:
     A file is stale when its name carries this host and a process id that no longer runs;
     files of live processes and of other hosts are kept. Returns the removed paths.
     """
-    host = _OWNER.split("~")[0]
     removed = []
     for tmp in Path(root).rglob(".*.tmp"):
-        parts = tmp.name.split(".")
-        owner = next((p for p in parts if "~" in p), None)
-        if owner is None or owner.split("~")[0] != host:
-            continue
-        try:
-            pid = int(owner.split("~")[1])
-        except ValueError:
-            continue
-        if pid == os.getpid() or _alive(pid):
+        owner = next((p for p in tmp.name.split(".") if "~" in p), None)
+        host, _, pid = (owner or "").partition("~")
+        if host != _HOST or not pid.isdigit() or _alive(int(pid)):
             continue
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -65,8 +59,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, owned by another user
+        pass
     return True
 
 
@@ -75,7 +69,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     """Open a temporary file next to ``path``; on success it replaces ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_OWNER}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh

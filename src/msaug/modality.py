@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from msaug.resize import DOWNSAMPLE_POLICIES, resize_image, resize_label
+from msaug.resize import Downsample, check_downsample, resize_image, resize_label
 
 if TYPE_CHECKING:
     from msaug.sample import Sample
@@ -70,7 +70,7 @@ class Label(Modality):
     classes: tuple[str, ...]
     size: int
     encoding: Encoding = "index"
-    downsample: str = "area"
+    downsample: Downsample = "area"
     kind = "label"
 
     def __post_init__(self) -> None:
@@ -80,8 +80,7 @@ class Label(Modality):
             raise ValueError("Label needs at least one class")
         if self.size < 1:
             raise ValueError(f"Label size must be positive, not {self.size}")
-        if self.downsample not in DOWNSAMPLE_POLICIES:
-            raise ValueError(f"Label downsample must be one of {DOWNSAMPLE_POLICIES}, not {self.downsample!r}")
+        check_downsample(self.downsample, "Label downsample")
         object.__setattr__(self, "classes", tuple(self.classes))
 
     @property

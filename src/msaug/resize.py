@@ -15,14 +15,21 @@ coarse map says where structures *may* be. Enlarging is the same under both poli
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 SizeLike = int | tuple[int, int]
 Downsample = Literal["area", "max"]
-DOWNSAMPLE_POLICIES: tuple[str, ...] = ("area", "max")
+DOWNSAMPLE_POLICIES: tuple[str, ...] = get_args(Downsample)
+
+
+def check_downsample(policy: str, what: str) -> str:
+    """``policy`` if it is a downsampling policy, else a ValueError naming ``what`` and the valid ones."""
+    if policy not in DOWNSAMPLE_POLICIES:
+        raise ValueError(f"{what}: unknown label downsampling policy {policy!r}; valid: {', '.join(DOWNSAMPLE_POLICIES)}")
+    return policy
 
 
 def _hw(size: SizeLike) -> tuple[int, int]:
@@ -55,14 +62,13 @@ def resize_label(label: torch.Tensor, size: SizeLike, encoding: str, downsample:
     ``max`` (a structure present anywhere under a coarse pixel claims it; among several
     structures of an ``index`` map the most occupied one wins). See the module docstring.
     """
+    check_downsample(downsample, "resize_label")
     hw = _hw(size)
     if tuple(label.shape[-2:]) == hw:
         return label.to(torch.float32)
     soft = _resample(label, size)
     if downsample == "area" or (hw[0] >= label.shape[-2] and hw[1] >= label.shape[-1]):
         return harden(soft, encoding)
-    if downsample != "max":
-        raise ValueError(f"unknown label downsampling policy {downsample!r}; valid: {', '.join(DOWNSAMPLE_POLICIES)}")
     batched = label if label.dim() == 4 else label.unsqueeze(0)
     present = F.adaptive_max_pool2d(batched.float(), hw)
     present = present if label.dim() == 4 else present.squeeze(0)

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from msaug.modality import Encoding, Image, Label
-from msaug.resize import DOWNSAMPLE_POLICIES
+from msaug.resize import Downsample, check_downsample
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,10 @@ class DataSpec:
     size: int
     domain: str = "generic"
     has_roi: bool = False
-    label_downsample: str = "area"
+    label_downsample: Downsample = "area"
 
     def __post_init__(self) -> None:
-        if self.label_downsample not in DOWNSAMPLE_POLICIES:
-            raise ValueError(f"label_downsample must be one of {DOWNSAMPLE_POLICIES}, not {self.label_downsample!r}")
+        check_downsample(self.label_downsample, "DataSpec label_downsample")
 
     @property
     def label(self) -> Label:

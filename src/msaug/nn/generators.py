@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from msaug.nn.layers import ConvNormAct, SPADEResBlock, UpBlock, channel_schedule, fit_to, upsampling_plan
+from msaug.resize import Downsample, check_downsample
 
 
 class SkipGenerator(nn.Module):
@@ -59,12 +60,11 @@ class LabelUpscalerNet(nn.Module):
         out_size: int,
         width: int = 16,
         noise_channels: int = 4,
-        prior: str = "area",
+        prior: Downsample = "area",
         encoding: str = "index",
     ):
         super().__init__()
-        if prior not in ("area", "max"):
-            raise ValueError(f"prior must be 'area' or 'max', not {prior!r}")
+        check_downsample(prior, "LabelUpscalerNet prior")
         self.in_size, self.out_size, self.noise_channels = in_size, out_size, noise_channels
         self.prior, self.encoding = prior, encoding
         depth = max(2, round(math.log2(out_size / in_size)) + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,8 +118,6 @@ def label_metrics(registries: Any, spec: DataSpec, labels: torch.Tensor) -> dict
 
 def write_report(prepared: Prepared, state: RunState, options: RunOptions, console: Console, started: float) -> dict[str, Any]:
     """Write report.json, report.md, grid.png and loss curves; ``started`` is the run's ``time.monotonic()`` start."""
-    import time
-
     from msaug.pipeline.runner import product_spec
     from msaug.resize import resize_label
     from msaug.synthetic import SyntheticDataset
