@@ -185,7 +185,7 @@ def read_label_array(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with PILImage.open(path) as img:
             img.load()
-            if img.mode in ("RGB", "RGBA"):
+            if img.mode in ("RGB", "RGBA", "LA"):
                 arr = np.asarray(img.convert("L"))
             else:
                 arr = np.asarray(img)

@@ -225,3 +225,28 @@ def test_dicom_folder_dataset(tmp_path):
     assert sample.label[0].sum() == 64 and sample.label[1].sum() == 0
     with pytest.raises(DataError, match=r"missing mask folder\(s\) masks/heart/"):
         dicom_dataset(DataConfig(dataset="xray.dicom", root=tmp_path))
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "LA", "RGB", "P"])
+def test_read_mask_reads_every_mask_mode_as_nonzero_is_structure(tmp_path, mode):
+    from msaug_xray.loaders.common import read_mask
+
+    truth = np.zeros((6, 9), dtype=bool)
+    truth[1:4, 2:7] = True
+    grey = Image.fromarray(truth.astype(np.uint8) * 255)
+    path = tmp_path / f"mask-{mode}.png"
+    grey.convert(mode).save(path)
+    mask = read_mask(path)
+    assert mask.dtype == bool and mask.shape == (6, 9)
+    assert np.array_equal(mask, truth)
+
+
+def test_read_mask_names_the_unreadable_file(tmp_path):
+    from msaug_xray.loaders.common import read_mask
+
+    bad = tmp_path / "left.gif"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"left\.gif: cannot read label map"):
+        read_mask(bad)
+    with pytest.raises(DataError, match=r"missing\.gif: file not found"):
+        read_mask(tmp_path / "missing.gif")

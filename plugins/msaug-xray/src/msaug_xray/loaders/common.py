@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from scipy import ndimage
 
 from msaug import ConfigError, DataConfig, DataError, DataSpec, Sample, resize_image, resize_label
+from msaug.io import read_label_array
 from msaug_xray.anatomy import xray_spec
 
 PILImage.MAX_IMAGE_PIXELS = 1 << 28  # chest radiographs are large; refuse only absurd files
@@ -77,17 +78,7 @@ def read_grey(path: Path) -> np.ndarray:
 
 def read_mask(path: Path) -> np.ndarray:
     """A binary mask file (any non-zero pixel is the structure) as bool [H, W]."""
-    try:
-        with PILImage.open(path) as img:
-            img.load()
-            arr = np.asarray(img.convert("L") if img.mode in ("RGB", "RGBA", "LA") else img)
-    except FileNotFoundError:
-        raise DataError(f"{path}: mask file not found") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read mask ({exc})") from None
-    if arr.ndim != 2:
-        raise DataError(f"{path}: a mask must have one channel, found shape {arr.shape}")
-    return arr > 0
+    return read_label_array(path) > 0
 
 
 def pad_square(array: np.ndarray) -> np.ndarray:
