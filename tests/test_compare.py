@@ -72,7 +72,13 @@ def test_verdict_spread_rule():
     equal = {"a": arm(0.8, 0.01, 471.0), "b": arm(0.7, 0.02, 469.0)}
     equal["a"]["cost"]["train_seconds"]["std"] = 4.0
     v = verdict(equal)
-    assert not v["cost"]["training_beyond_spread"] and "training time equal within the seed spread" in v["line"]
+    assert not v["cost"]["training_beyond_spread"] and "training time equal (within the seed spread or 2%)" in v["line"]
+    # seconds-capped arms: a 0.65 s overshoot beyond a 0.2 s spread is still the same budget
+    capped = {"a": arm(0.6, 0.02, 420.46), "b": arm(0.07, 0.05, 421.10)}
+    capped["b"]["cost"]["train_seconds"]["std"] = 0.2
+    v = verdict(capped)
+    assert v["cost"]["fastest_training"] == "a" and v["cost"]["training_gap_seconds"] > 0.6
+    assert not v["cost"]["training_beyond_spread"] and "training time equal" in v["line"]
 
 
 @pytest.mark.slow

@@ -197,12 +197,19 @@ def summarize_arm(records: list[dict[str, Any]], protocols: list[str]) -> dict[s
     return out
 
 
+TRAINING_TIME_TOLERANCE = 0.02
+"""Training times closer than this fraction of the faster arm's count as equal in the verdict."""
+
+
 def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict[str, Any]:
     """Which arm won on quality (mean Dice of ``headline``), which on cost, and whether it is beyond the spread.
 
     A difference counts as beyond the seed-to-seed spread when the gap between the two best
     means exceeds the sum of their standard deviations (a deliberately strict criterion
-    for 3-5 seeds).
+    for 3-5 seeds). Training times must in addition differ by more than
+    ``TRAINING_TIME_TOLERANCE`` of the faster arm: under a seconds budget every arm stops
+    within one step of the cap, so its time barely varies between seeds and a sub-second
+    overshoot would otherwise count as a win.
     """
     def ranked(getter, reverse: bool) -> list[tuple[str, dict[str, Any]]]:
         items = [(arm, getter(s)) for arm, s in summary.items() if getter(s)["mean"] is not None]
@@ -222,7 +229,8 @@ def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict
         (fast, f), (slow, g) = time_rank[0], time_rank[1]
         out["cost"]["fastest_training"] = fast
         out["cost"]["training_gap_seconds"] = g["mean"] - f["mean"]
-        out["cost"]["training_beyond_spread"] = g["mean"] - f["mean"] > f["std"] + g["std"]
+        gap = g["mean"] - f["mean"]
+        out["cost"]["training_beyond_spread"] = gap > f["std"] + g["std"] and gap > TRAINING_TIME_TOLERANCE * f["mean"]
     parts = []
     if "quality" in out:
         v = out["quality"]
@@ -233,7 +241,7 @@ def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict
         training = ""
         if "fastest_training" in c:
             training = (f", {c['fastest_training']} trains fastest" if c["training_beyond_spread"]
-                        else ", training time equal within the seed spread")
+                        else f", training time equal (within the seed spread or {TRAINING_TIME_TOLERANCE:.0%})")
         parts.append(f"cost: {c['cheapest_generation']} needs the fewest FLOPs per pair" + training)
     out["line"] = "; ".join(parts) or "not enough arms to compare"
     return out
