@@ -9,7 +9,8 @@ from torch import nn
 from msaug import CheckpointError, DataSpec
 from msaug.segment.audit import memorisation_audit
 from msaug.segment.data import SegmentationTensors, to_tensors
-from msaug.segment.label_realism import label_realism, nearest_neighbour_iou, shape_statistics
+from msaug.segment.label_realism import label_diversity, label_realism, nearest_neighbour_iou, shape_statistics
+from msaug.segment.similarity import label_iou_matrix
 from msaug.segment.qc import score_pairs, select
 from msaug.segment.realism import InceptionFeatures, image_realism
 from msaug.segment.segmenter import Segmenter, SegmenterInfo
@@ -63,6 +64,50 @@ def test_nearest_neighbour_iou_separates_precision_from_coverage(toy):
     mode = nearest_neighbour_iou(collapsed, real.labels, spec)
     assert mode["precision"] == pytest.approx(1.0)
     assert mode["coverage"] < 0.9
+
+
+def test_label_diversity_tells_a_collapsed_generator_from_a_varied_one(toy):
+    real = to_tensors(toy(10, 32, seed=0), 32)
+    spec = DataSpec(("background", "disc"), "index", 1, 32)
+    varied = label_diversity(real.labels, spec)
+    collapsed = label_diversity(real.labels[[3] * 10], spec)
+    assert collapsed == pytest.approx(1.0)
+    assert 0.0 < varied < 0.9
+    assert label_diversity(real.labels[:1], spec) is None
+    full = label_realism(real.labels[[3] * 10], real.labels, spec)
+    assert full["diversity"]["synthetic"] == pytest.approx(1.0) and full["diversity"]["real"] == pytest.approx(varied)
+
+
+def vessel_lines(rows: list[int], size: int = 128) -> torch.Tensor:
+    """Index maps ``[N, 2, size, size]``, each with one 1-px horizontal vessel at the given row."""
+    maps = torch.zeros(len(rows), 2, size, size)
+    maps[:, 0] = 1
+    for i, row in enumerate(rows):
+        maps[i, 0, row, 8:-8], maps[i, 1, row, 8:-8] = 0, 1
+    return maps
+
+
+def test_label_similarity_keeps_thin_vessels_under_the_max_policy():
+    # rows 20 and 61: two different vessels; at 64 px each covers half of its 2x2 cells
+    a, b = vessel_lines([20]), vessel_lines([61])
+    # by area the vessels vanish, so the two different maps "agree" that nothing is there
+    assert label_iou_matrix(a, b, [1], "index", 64, "area").item() == pytest.approx(1.0)
+    assert label_iou_matrix(a, b, [1], "index", 64, "max").item() == pytest.approx(0.0)
+    assert label_iou_matrix(a, a, [1], "index", 64, "max").item() == pytest.approx(1.0)
+    thin = DataSpec(("background", "vessel"), "index", 3, 128, label_downsample="max")
+    maps = vessel_lines([20, 61, 100])
+    assert nearest_neighbour_iou(maps[:1], maps[1:], thin)["precision"] == pytest.approx(0.0)
+    assert label_diversity(maps, thin) == pytest.approx(0.0)
+    copies = memorisation_audit(
+        to_tensors_like(maps), to_tensors_like(maps[[1]]), thin.classes, "index", downsample="max"
+    )
+    assert copies["label_near_copies"] == 1 and copies["baseline_real_label_iou"] == pytest.approx(0.0)
+
+
+def to_tensors_like(labels: torch.Tensor) -> SegmentationTensors:
+    n, _, h, w = labels.shape
+    images = torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(n))
+    return SegmentationTensors(images, labels, torch.ones(n, 1, h, w), [f"case-{i}" for i in range(n)])
 
 
 def test_shape_statistics_of_a_known_map():

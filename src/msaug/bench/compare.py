@@ -189,6 +189,7 @@ def summarize_arm(records: list[dict[str, Any]], protocols: list[str]) -> dict[s
         "qc_mean_dice": _stat([_dig(r, "evaluation", "qc", "mean_dice") for r in records]),
         "label_precision": _stat([_dig(r, "evaluation", "label_realism", "nearest_neighbour_iou", "precision") for r in records]),
         "label_coverage": _stat([_dig(r, "evaluation", "label_realism", "nearest_neighbour_iou", "coverage") for r in records]),
+        "label_diversity": _stat([_dig(r, "evaluation", "label_realism", "diversity", "synthetic") for r in records]),
     }
     realism = _dig(records[0], "evaluation", "image_realism") or {}
     for key, value in realism.items():

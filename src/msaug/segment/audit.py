@@ -48,12 +48,17 @@ def memorisation_audit(
     encoding: str,
     thresholds: AuditThresholds | None = None,
     size: int = 64,
+    downsample: str = "area",
 ) -> dict[str, Any]:
-    """Flag generated pairs whose image or label map nearly copies a training case."""
+    """Flag generated pairs whose image or label map nearly copies a training case.
+
+    ``downsample`` is the data's label policy (``DataSpec.label_downsample``), used when
+    label maps are shrunk to ``size`` for comparison.
+    """
     thresholds = thresholds or AuditThresholds()
     fg = foreground_classes(classes, encoding)
     image_sim, image_nn = _nearest(image_correlation_matrix(synthetic.images, train.images, size))
-    label_sim, label_nn = _nearest(label_iou_matrix(synthetic.labels, train.labels, fg, encoding, size))
+    label_sim, label_nn = _nearest(label_iou_matrix(synthetic.labels, train.labels, fg, encoding, size, downsample))
     flagged = []
     for i in range(len(synthetic)):
         image_copy = bool(image_sim[i] >= thresholds.image)
@@ -78,6 +83,6 @@ def memorisation_audit(
         "max_image_similarity": float(image_sim.max()) if len(synthetic) else None,
         "max_label_iou": float(label_sim.max()) if len(synthetic) else None,
         "baseline_real_image_similarity": _leave_one_out_baseline(image_correlation_matrix(train.images, train.images, size)),
-        "baseline_real_label_iou": _leave_one_out_baseline(label_iou_matrix(train.labels, train.labels, fg, encoding, size)),
+        "baseline_real_label_iou": _leave_one_out_baseline(label_iou_matrix(train.labels, train.labels, fg, encoding, size, downsample)),
         "flagged": flagged,
     }

@@ -154,7 +154,7 @@ def evaluate_pipeline(
     if synth_all is not None:
         result["image_realism"] = image_realism(train_t.images, synth_all.images, reference, inception_weights)
         result["label_realism"] = label_realism(synth_all.labels, train_t.labels, info.spec)
-        result["memorisation"] = memorisation_audit(train_t, synth_all, info.classes, info.encoding)
+        result["memorisation"] = memorisation_audit(train_t, synth_all, info.classes, info.encoding, downsample=info.spec.label_downsample)
     if distributed.is_main():
         write_json(out_dir / "evaluation.json", result)
     return result
@@ -205,6 +205,11 @@ def format_markdown(result: dict[str, Any]) -> str:
     if labels:
         nn_iou = labels["nearest_neighbour_iou"]
         lines += ["", f"**Label realism**: nearest-neighbour IoU precision {nn_iou['precision']:.3f}, coverage {nn_iou['coverage']:.3f}."]
+        diversity = labels.get("diversity")
+        if diversity and diversity["synthetic"] is not None:
+            real = f"{diversity['real']:.3f}" if diversity["real"] is not None else "n/a"
+            lines.append(f"Label diversity (mean IoU between distinct maps; lower is more varied): "
+                         f"generated {diversity['synthetic']:.3f}, real {real}.")
     audit = result.get("memorisation")
     if audit:
         th = audit["thresholds"]

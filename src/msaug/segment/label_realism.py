@@ -7,7 +7,12 @@
   high precision and low coverage.
 * Shape statistics per class (area share, connected components, centroid) for real and
   generated maps, with the 1-D Wasserstein distance between the two distributions.
+* Diversity: mean IoU between distinct maps of the same set, generated and real (a
+  collapsed generator scores near 1).
 * Whatever label metrics domain plugins registered for the dataset's domain.
+
+Maps are compared at 64 px, shrunk by the data's label policy (``max`` for thin
+structures), so 1-px vessels are not erased before they are compared.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ SHAPE_STATISTICS = ("area", "components", "centroid_y", "centroid_x")
 def nearest_neighbour_iou(generated: torch.Tensor, real: torch.Tensor, spec: DataSpec, size: int = 64) -> dict[str, float]:
     """Precision and coverage by nearest-neighbour mean foreground IoU (see module docstring)."""
     fg = foreground_classes(spec.classes, spec.encoding)
-    iou = label_iou_matrix(generated, real, fg, spec.encoding, size)
+    iou = label_iou_matrix(generated, real, fg, spec.encoding, size, spec.label_downsample)
     best_for_generated, best_for_real = iou.max(dim=1).values, iou.max(dim=0).values
     return {
         "precision": float(best_for_generated.mean()),
@@ -37,6 +42,23 @@ def nearest_neighbour_iou(generated: torch.Tensor, real: torch.Tensor, spec: Dat
         "precision_min": float(best_for_generated.min()),
         "coverage_min": float(best_for_real.min()),
     }
+
+
+def label_diversity(labels: torch.Tensor, spec: DataSpec, size: int = 64, max_maps: int = 256) -> float | None:
+    """Mean foreground IoU between distinct maps of one set (at most the first ``max_maps``).
+
+    Lower is more varied. A generator that collapses to one map scores near 1, however
+    realistic that map is, which nearest-neighbour precision cannot show. ``None`` for
+    fewer than two maps.
+    """
+    labels = labels[:max_maps]
+    n = labels.shape[0]
+    if n < 2:
+        return None
+    fg = foreground_classes(spec.classes, spec.encoding)
+    iou = label_iou_matrix(labels, labels, fg, spec.encoding, size, spec.label_downsample)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool)
+    return float(iou[off_diagonal].mean())
 
 
 def shape_statistics(labels: torch.Tensor) -> dict[str, np.ndarray]:
@@ -102,6 +124,7 @@ def label_realism(generated: torch.Tensor, real: torch.Tensor, spec: DataSpec, s
     """All label realism figures for ``[N,K,H,W]`` generated and ``[M,K,H,W]`` real maps."""
     return {
         "nearest_neighbour_iou": nearest_neighbour_iou(generated, real, spec, size),
+        "diversity": {"real": label_diversity(real, spec, size), "synthetic": label_diversity(generated, spec, size)},
         "shapes": compare_shapes(generated, real, spec),
         "domain_metrics": domain_label_metrics(generated, real, spec),
     }

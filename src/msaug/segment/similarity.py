@@ -12,13 +12,17 @@ import torch.nn.functional as F
 from msaug.resize import resize_image, resize_label
 
 
-def label_iou_matrix(a: torch.Tensor, b: torch.Tensor, foreground: list[int], encoding: str, size: int = 64) -> torch.Tensor:
+def label_iou_matrix(
+    a: torch.Tensor, b: torch.Tensor, foreground: list[int], encoding: str, size: int = 64, downsample: str = "area"
+) -> torch.Tensor:
     """Mean foreground IoU between every map of ``a`` ``[N,K,H,W]`` and of ``b`` ``[M,K,H,W]``: ``[N, M]``.
 
-    A class empty in both maps counts as IoU 1 (they agree that it is absent).
+    Maps are compared at ``size`` px, shrunk by the data's ``downsample`` policy (``max``
+    for thin structures: by area, 1-px vessels would mostly vanish at 64 px). A class
+    empty in both maps counts as IoU 1 (they agree that it is absent).
     """
-    a = resize_label(a.float(), size, encoding)[:, foreground].flatten(2).permute(1, 0, 2)  # [K', N, P]
-    b = resize_label(b.float(), size, encoding)[:, foreground].flatten(2).permute(1, 0, 2)  # [K', M, P]
+    a = resize_label(a.float(), size, encoding, downsample)[:, foreground].flatten(2).permute(1, 0, 2)  # [K', N, P]
+    b = resize_label(b.float(), size, encoding, downsample)[:, foreground].flatten(2).permute(1, 0, 2)  # [K', M, P]
     inter = torch.bmm(a, b.transpose(1, 2))
     union = a.sum(-1)[:, :, None] + b.sum(-1)[:, None, :] - inter
     iou = torch.where(union > 0, inter / union.clamp_min(1e-9), torch.ones_like(union))
