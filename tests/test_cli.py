@@ -93,3 +93,22 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "msaug", "pipeline", "check", str(tmp_path / "x.yaml")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "x.yaml: pipeline file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("kind", "code"), [("user", 2), ("internal", 1)])
+def test_errors_with_bracketed_text_are_printed_verbatim(runner, tmp_path, monkeypatch, kind, code):
+    # gloo and many file systems put "[/path:line]" into messages; rich would read it as markup
+    from msaug.errors import DataError
+
+    text = "Connection closed by peer [/src/gloo/transport/tcp/pair.cc:561] in [bold]data[/bold]"
+
+    def boom(*args, **kwargs):
+        raise DataError(text) if kind == "user" else RuntimeError(text)
+
+    monkeypatch.setattr("msaug.pipeline.runner.prepare", boom)
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(CLASSIC))
+    result = runner.invoke(cli, ["pipeline", "check", str(path)])
+    assert result.exit_code == code, result.output
+    assert text in result.stderr.replace("\n", " ")
+    assert "MarkupError" not in result.output

@@ -26,7 +26,7 @@ def test_two_ranks_shard_generation_identically(tmp_path, shapes_dir):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "msaug", "pipeline", "run", str(path), "--out", str(tmp_path / "ddp"), "--quiet"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[:4000] + "\n...\n" + proc.stderr[-2000:]
     names = sorted(p.relative_to(single) for p in (single / "synthetic").rglob("*.png"))
     assert len(names) == 40
     for name in names:

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from msaug import __version__
@@ -31,7 +32,7 @@ class MsaugGroup(click.Group):
         except MsaugError as exc:
             if ctx.find_root().params.get("debug"):
                 traceback.print_exc()
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             if exc.errno not in WRITE_ERRNOS:
@@ -40,7 +41,7 @@ class MsaugGroup(click.Group):
                 traceback.print_exc()
             where = f" {exc.filename}" if exc.filename else ""
             console.print(
-                f"[bold red]error:[/] cannot write{where}: {exc.strerror or exc}. Everything finished before is kept; "
+                f"[bold red]error:[/] cannot write{escape(where)}: {escape(str(exc.strerror or exc))}. Everything finished before is kept; "
                 "free space or fix permissions, then rerun with --resume",
                 highlight=False, soft_wrap=True,
             )
@@ -57,7 +58,7 @@ class MsaugGroup(click.Group):
 def _internal_error(ctx: click.Context, exc: Exception) -> None:
     if ctx.find_root().params.get("debug"):
         raise exc
-    console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n(rerun with [bold]msaug --debug ...[/] to see the traceback)", highlight=False)
+    console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n(rerun with [bold]msaug --debug ...[/] to see the traceback)", highlight=False, soft_wrap=True)
     ctx.exit(1)
 
 
@@ -70,7 +71,7 @@ def cli(debug: bool) -> None:
 
 def _failures_note(registries: Any) -> None:
     for failure in registries.failures:
-        console.print(f"[yellow]plugin {failure.plugin}[/]: {failure.reason}", highlight=False)
+        console.print(f"[yellow]plugin {escape(failure.plugin)}[/]: {escape(failure.reason)}", highlight=False)
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -255,7 +256,7 @@ def data_verify(target: str, root: str | None, size: int | None, classes: str | 
     opts = dict(parse_set(o) for o in options)
     report = verify_target(target, root, size, opts, classes.split(",") if classes else None, encoding, channels)
     for problem in report.problems[:50]:
-        out_console.print(f"[red]✗[/] {problem}", highlight=False)
+        out_console.print(f"[red]✗[/] {escape(problem)}", highlight=False)
     if len(report.problems) > 50:
         out_console.print(f"... and {len(report.problems) - 50} more problems")
     if report.ok:

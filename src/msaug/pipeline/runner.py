@@ -357,7 +357,7 @@ def run_pipeline(path: str | Path, options: RunOptions, console: Console | None 
     report: dict[str, Any] = {}
     if distributed.is_main():
         report = write_report(prepared, state, options, console, started)
-    distributed.barrier()
+    distributed.shutdown()
     return report
 
 
@@ -382,4 +382,6 @@ def generate_run(run_dir: str | Path, count: int | None, shard: tuple[int, int] 
         state.stage_info.append(load_stage(cs, folder))
         cs.stage.to(state.device)
     n = prepared.config.generate.count if count is None else count
-    return generate_step(prepared, state, n, shard, console, show_progress)
+    result = generate_step(prepared, state, n, shard, console, show_progress)
+    distributed.shutdown()
+    return result

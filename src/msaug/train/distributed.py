@@ -14,8 +14,12 @@ import torch
 import torch.distributed as dist
 
 
+_owned = False  # whether init_from_env created the process group (and shutdown may end it)
+
+
 def init_from_env(backend: str | None = None) -> bool:
     """Join the process group described by torchrun's environment; True when running distributed."""
+    global _owned
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size() > 1
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
@@ -24,7 +28,21 @@ def init_from_env(backend: str | None = None) -> bool:
     if cuda:
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend or ("nccl" if cuda else "gloo"))
+    _owned = True
     return dist.get_world_size() > 1
+
+
+def shutdown() -> None:
+    """Wait for every rank, then end the process group that :func:`init_from_env` created.
+
+    Without it each rank closes its sockets at interpreter exit, whenever it gets there.
+    A group created by the caller is left alone.
+    """
+    global _owned
+    if _owned and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    _owned = False
 
 
 def is_distributed() -> bool:
