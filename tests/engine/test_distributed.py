@@ -40,3 +40,20 @@ def test_single_process_defaults() -> None:
     assert distributed.all_reduce_mean(t).item() == 2.0
     assert distributed.any_rank(True, torch.device("cpu")) is True
     distributed.barrier()
+
+
+def test_shutdown_ends_only_the_group_msaug_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    barriers: list[int] = []
+    monkeypatch.setattr(distributed, "barrier", lambda: barriers.append(1))
+    try:
+        distributed.shutdown()  # the caller's group: every rank waits, the group is kept
+        assert dist.is_initialized() and barriers == [1]
+        monkeypatch.setattr(distributed, "_owned", True)  # as if init_from_env had created it
+        distributed.shutdown()
+        assert not dist.is_initialized() and distributed._owned is False
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -229,8 +229,8 @@ def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict
     if len(time_rank) >= 2:
         (fast, f), (slow, g) = time_rank[0], time_rank[1]
         out["cost"]["fastest_training"] = fast
-        out["cost"]["training_gap_seconds"] = g["mean"] - f["mean"]
         gap = g["mean"] - f["mean"]
+        out["cost"]["training_gap_seconds"] = gap
         out["cost"]["training_beyond_spread"] = gap > f["std"] + g["std"] and gap > TRAINING_TIME_TOLERANCE * f["mean"]
     parts = []
     if "quality" in out:

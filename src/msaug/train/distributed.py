@@ -33,14 +33,14 @@ def init_from_env(backend: str | None = None) -> bool:
 
 
 def shutdown() -> None:
-    """Wait for every rank, then end the process group that :func:`init_from_env` created.
+    """Wait for every rank, then end the process group if :func:`init_from_env` created it.
 
     Without it each rank closes its sockets at interpreter exit, whenever it gets there.
-    A group created by the caller is left alone.
+    A group created by the caller is kept (the barrier still holds every rank here).
     """
     global _owned
+    barrier()
     if _owned and dist.is_initialized():
-        dist.barrier()
         dist.destroy_process_group()
     _owned = False
 
