@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from msaug.errors import DataError
+from msaug.errors import ConfigError, DataError
 from msaug.sample import Dataset, ListDataset
+
+
+#: The one setting through which msaug finds real datasets: a folder holding them (``DRIVE/``,
+#: ``cxr-lungs/``, ...). Pipelines say ``root: $MSAUG_DATA/DRIVE``; real-data tests skip without it.
+DATA_ENV = "MSAUG_DATA"
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def real_data_root() -> Path | None:
+    """The folder named by ``$MSAUG_DATA``, or None when the variable is unset or empty."""
+    value = os.environ.get(DATA_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def expand_root(text: str) -> Path:
+    """A dataset root with ``~`` and environment variables (``$MSAUG_DATA``, ``${MSAUG_DATA}``) expanded.
+
+    An unset variable is a :class:`ConfigError` naming it, rather than a folder literally called ``$MSAUG_DATA``.
+    """
+    missing = [a or b for a, b in _VARIABLE.findall(text) if not os.environ.get(a or b)]
+    if missing:
+        hint = f" (point {DATA_ENV} at the folder that holds your real datasets)" if DATA_ENV in missing else ""
+        raise ConfigError(f"{text!r} uses the environment variable ${missing[0]}, which is not set{hint}")
+    return Path(os.path.expandvars(text)).expanduser()
 
 
 class Strict(BaseModel):

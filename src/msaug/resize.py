@@ -15,6 +15,7 @@ coarse map says where structures *may* be. Enlarging is the same under both poli
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
@@ -105,3 +106,93 @@ def bits_to_channels(bits: torch.Tensor, classes: int) -> torch.Tensor:
     """Inverse of :func:`channels_to_bits`."""
     shifts = torch.arange(classes, dtype=torch.int64).view(-1, 1, 1)
     return ((bits.to(torch.int64).unsqueeze(-3) >> shifts) & 1).to(torch.float32)
+
+
+SquareFit = Literal["pad", "squash", "crop"]
+SQUARE_FITS: tuple[str, ...] = get_args(SquareFit)
+
+
+def check_square_fit(mode: str, what: str) -> str:
+    """``mode`` if it is a way to fit a rectangle to a square, else a ValueError naming the valid ones."""
+    if mode not in SQUARE_FITS:
+        raise ValueError(f"{what}: unknown square fit {mode!r}; valid: {', '.join(SQUARE_FITS)}")
+    return mode
+
+
+@dataclass(frozen=True)
+class SquareGeometry:
+    """Where an ``height x width`` original sits in the square it is fitted to.
+
+    Stages and segmenters work on squares; real photographs and radiographs rarely are.
+    ``pad`` centres the original in a ``max(h, w)`` square of zeros (nothing is cut and the
+    anatomy keeps its aspect ratio: the default), ``crop`` keeps the central ``min(h, w)``
+    square, ``squash`` resizes the whole original to a square (distorts the aspect ratio).
+    :meth:`to_square` and :meth:`from_square` are exact inverses on the covered region, so a
+    prediction made on the square can be scored against the original at its own resolution.
+    """
+
+    height: int
+    width: int
+    mode: SquareFit = "pad"
+
+    def __post_init__(self) -> None:
+        check_square_fit(self.mode, "SquareGeometry mode")
+
+    @property
+    def side(self) -> int:
+        """Side of the square before any resize (``squash``: the longer side)."""
+        return min(self.height, self.width) if self.mode == "crop" else max(self.height, self.width)
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        """``(top, left)`` of the original in the square (``pad``: positive) or of the square in the original (``crop``)."""
+        if self.mode == "pad":
+            return (self.side - self.height) // 2, (self.side - self.width) // 2
+        if self.mode == "crop":
+            return (self.height - self.side) // 2, (self.width - self.side) // 2
+        return 0, 0
+
+    def to_square(self, array: torch.Tensor) -> torch.Tensor:
+        """``[C, H, W]`` (any dtype) placed in the square: zero padded, centre cropped, or unchanged for ``squash``.
+
+        ``squash`` leaves the array as it is: the caller's resize to a square size does the squashing
+        (with the label-safe kernel for label maps).
+        """
+        if tuple(array.shape[-2:]) != (self.height, self.width):
+            raise ValueError(f"array is {tuple(array.shape[-2:])}, geometry is {(self.height, self.width)}")
+        top, left = self.offset
+        if self.mode == "pad":
+            out = array.new_zeros((*array.shape[:-2], self.side, self.side))
+            out[..., top : top + self.height, left : left + self.width] = array
+            return out
+        if self.mode == "crop":
+            return array[..., top : top + self.side, left : left + self.side]
+        return array
+
+    def covered(self) -> torch.Tensor:
+        """``[H, W]`` bool: pixels of the original that the square holds (all but ``crop``'s margins)."""
+        mask = torch.zeros(self.height, self.width, dtype=torch.bool)
+        top, left = self.offset
+        if self.mode == "crop":
+            mask[top : top + self.side, left : left + self.side] = True
+        else:
+            mask[:] = True
+        return mask
+
+    def from_square(self, square: torch.Tensor) -> torch.Tensor:
+        """Soft maps ``[K, S, S]`` at any square size back onto the original grid ``[K, H, W]`` (bilinear).
+
+        Pixels of the original that the square did not hold (``crop``'s margins) are 0; score
+        them with :meth:`covered` as a region of interest.
+        """
+        if square.dim() != 3 or square.shape[-1] != square.shape[-2]:
+            raise ValueError(f"from_square expects [K, S, S] maps, got {tuple(square.shape)}")
+        top, left = self.offset
+        if self.mode == "squash":
+            return _resample(square.float(), (self.height, self.width))
+        full = _resample(square.float(), self.side)
+        if self.mode == "pad":
+            return full[:, top : top + self.height, left : left + self.width]
+        out = full.new_zeros((full.shape[0], self.height, self.width))
+        out[:, top : top + self.side, left : left + self.side] = full
+        return out

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from msaug.modality import Encoding, Image, Label
-from msaug.resize import Downsample, check_downsample
+from msaug.resize import Downsample, SquareGeometry, check_downsample
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,15 @@ class Sample:
 
 @runtime_checkable
 class Dataset(Protocol):
-    """What a dataset factory returns: a sized, indexable collection of samples."""
+    """What a dataset factory returns: a sized, indexable collection of samples.
+
+    ``dataset[i]`` is sample *i* fitted to a square at ``spec.size``. A dataset read from files
+    of their own size (photographs, radiographs) may also offer ``native(i)``: the same sample
+    on its original grid (``image [C, H, W]``, ``label [K, H, W]``, ``roi [H, W]`` or None), with
+    a ``square_fit`` attribute (``pad``, ``crop`` or ``squash``) saying how ``dataset[i]`` was
+    fitted to the square. Segmenters train and are scored at the original resolution through it
+    (:func:`native_view`), as published results are.
+    """
 
     spec: DataSpec
 
@@ -81,3 +89,32 @@ class ListDataset:
 
     def __getitem__(self, index: int) -> Sample:
         return self.samples[index]
+
+
+def native_view(dataset: Dataset, index: int) -> tuple[Sample, SquareGeometry]:
+    """Sample ``index`` on its original grid and how it maps to the square.
+
+    Datasets without ``native`` (phantoms, synthetic pairs) are native at ``spec.size``.
+    """
+    native = getattr(dataset, "native", None)
+    sample = native(index) if callable(native) else dataset[index]
+    h, w = np.asarray(sample.label).shape[-2:]
+    return sample, SquareGeometry(int(h), int(w), getattr(dataset, "square_fit", "pad"))
+
+
+class SubsetDataset:
+    """Cases ``indices`` of ``dataset``, read on access; ``native`` and ``square_fit`` are passed through."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]):
+        self.dataset = dataset
+        self.indices = list(indices)
+        self.spec = dataset.spec
+        self.square_fit = getattr(dataset, "square_fit", "pad")
+        if callable(getattr(dataset, "native", None)):
+            self.native = lambda i: dataset.native(self.indices[i])  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.dataset[self.indices[index]]

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from msaug.data import expand_root
 from msaug.errors import ConfigError
 from msaug.pipeline.schema import PipelineConfig
 
@@ -273,7 +274,10 @@ def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[s
     base = loaded.path.parent
     data = loaded.data.get("data")
     if isinstance(data, dict) and data.get("root") is not None:
-        root = Path(str(data["root"])).expanduser()
+        try:
+            root = expand_root(str(data["root"]))
+        except ConfigError as exc:
+            raise ConfigError(f"{loaded.where(('data', 'root'))}: {exc}") from None
         from_cli = loaded.origins.get(("data", "root"), "").startswith("--set")  # relative to the shell's folder
         data["root"] = str((root if root.is_absolute() or from_cli else base / root).resolve())
     try:
