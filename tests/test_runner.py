@@ -123,12 +123,34 @@ def test_generate_refuses_unfinished_or_tampered_stage(classic_yaml, tmp_path):
         generate_run(tmp_path, 3, None, show_progress=False)
 
 
-def test_labels_only_dataset_cannot_train_image_stage(tmp_path):
+def test_labels_only_dataset_renders_images_from_default_intensities(tmp_path):
+    """A labels-only folder runs end to end: core.lab2im draws each class at its documented level."""
     write_folder_dataset(tmp_path / "data", images=False)
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(CLASSIC))
-    with pytest.raises(DataError, match="learns images, but dataset samples have labels only"):
-        run(path, tmp_path / "run")
+    out = tmp_path / "run"
+    run(path, out, sets=["generate.count=12"])
+    info = json.loads((out / "stages/03-lab2im/stage.json").read_text())
+    assert info["summary"] == {"images": 0, "intensities": [0.1, 0.5, 0.9], "source": "defaults (labels-only data)"}
+    ds = SyntheticDataset(out / "synthetic")
+    assert len(ds) == 12
+    pixels = {k: np.concatenate([ds[i].image[0][ds[i].label[k] > 0.5] for i in range(len(ds))]) for k in range(3)}
+    # background 0.1, disc 0.5, square 0.9, up to the jitter, blur and bias field (which
+    # pulls the 3-5 px squares towards their surroundings)
+    assert abs(np.median(pixels[0]) - 0.1) < 0.05
+    assert abs(np.median(pixels[1]) - 0.5) < 0.1
+    assert 0.65 < np.median(pixels[2]) <= 0.9
+
+
+def test_labels_only_dataset_rejects_an_image_learning_stage_before_training(tmp_path):
+    from msaug.pipeline.runner import prepare
+
+    write_folder_dataset(tmp_path / "data", images=False)
+    cfg = {**CLASSIC, "stages": [*CLASSIC["stages"][:2], {"use": "gan.translator"}]}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(DataError, match=r"stage 3 'gan.translator' learns images, but dataset 'folder' has labels only \(no .*/data/images folder\); .*core.lab2im"):
+        prepare(path, profile="quick")
 
 
 def test_lab2im_learns_real_intensities(classic_yaml, tmp_path):

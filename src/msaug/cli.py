@@ -163,6 +163,9 @@ def pipeline_check(file: Path, profile: str | None, sets: tuple[str, ...]) -> No
     console.print(f"profile: [bold]{prepared.resolved.profile or '(none)'}[/]")
     spec = prepared.spec
     out_console.print(f"[green]ok[/]: {file} — {prepared.config.name}, data {prepared.config.data.dataset} ({len(prepared.dataset)} cases, {spec.encoding}, classes: {', '.join(spec.classes)})")
+    if prepared.split is not None:
+        kind = "images and labels" if getattr(prepared.dataset, "has_images", True) else "labels only"
+        out_console.print(f"  data checked ({kind}); split: {prepared.split.describe()}", highlight=False)
     for cs in prepared.chain.stages:
         out_console.print(f"  {cs.index + 1}. {cs.use:<24} {cs.stage.input} → {', '.join(map(str, cs.stage.outputs))}", highlight=False)
     out_console.print(f"  product: {prepared.chain.image} + {prepared.chain.label}", highlight=False)

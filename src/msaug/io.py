@@ -196,3 +196,31 @@ def read_label_array(path: str | os.PathLike[str]) -> np.ndarray:
     if arr.ndim != 2:
         raise DataError(f"{path}: a label map must have one channel, found shape {arr.shape}")
     return arr.astype(np.int64)
+
+
+def read_label_raw(path: str | os.PathLike[str], colours: bool = False) -> np.ndarray:
+    """A label file as stored: ``[H, W]`` values (grey, 16-bit, palette indices) or ``[H, W, 3]`` RGB.
+
+    Unlike :func:`read_label_array` nothing is converted to grey, so colour masks keep their
+    colours (:mod:`msaug.label_values` decides what they mean). ``colours=True`` reads every
+    file as RGB (palette files by their palette colours); alpha is dropped.
+    """
+    path = Path(path)
+    try:
+        with PILImage.open(path) as img:
+            img.load()
+            if colours:
+                arr = np.asarray(img.convert("RGB"))
+            elif img.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "PA"):
+                arr = np.asarray(img.convert("RGB"))
+            elif img.mode == "LA":
+                arr = np.asarray(img.convert("L"))
+            else:
+                arr = np.asarray(img)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read label map ({exc})") from None
+    if arr.ndim not in (2, 3):
+        raise DataError(f"{path}: a label map must be a 2-D grey, palette or RGB image, found shape {arr.shape}")
+    return arr

@@ -196,3 +196,17 @@ class SquareGeometry:
         out = full.new_zeros((full.shape[0], self.height, self.width))
         out[:, top : top + self.side, left : left + self.side] = full
         return out
+
+
+def square_label(geometry: SquareGeometry, label: torch.Tensor, encoding: str) -> torch.Tensor:
+    """A ``[K, H, W]`` label map placed in its square, the padding labelled background.
+
+    :meth:`SquareGeometry.to_square` pads with zeros, which leaves ``index`` maps with no class
+    at all in the margin; here class 0 (background) claims it, so the square is a valid one-hot
+    map. ``multilabel`` maps need nothing: all channels off already means background.
+    """
+    square = geometry.to_square(label.to(torch.float32))
+    if encoding == "index" and geometry.mode == "pad" and (geometry.height, geometry.width) != (geometry.side, geometry.side):
+        inside = geometry.to_square(torch.ones(1, geometry.height, geometry.width))
+        square[..., :1, :, :] += 1.0 - inside
+    return square

@@ -68,6 +68,15 @@ class Dataset(Protocol):
     a ``square_fit`` attribute (``pad``, ``crop`` or ``squash``) saying how ``dataset[i]`` was
     fitted to the square. Segmenters train and are scored at the original resolution through it
     (:func:`native_view`), as published results are.
+
+    Optional members that ``msaug pipeline check`` uses before any training:
+
+    * ``check()``: read every file (label values, sizes, pairing) and raise ``DataError`` on
+      the first problem, so bad data fails in seconds instead of after stages trained;
+    * ``has_images``: False for labels-only data (stages that learn images cannot fit on it);
+    * ``ids``: every sample id without reading files (grouped splits match them to a table);
+    * ``official_split()``: ``{"train": [positions], "test": [positions]}``, the split the
+      dataset's publishers use (``data.split: official``), e.g. DRIVE's training/test folders.
     """
 
     spec: DataSpec
@@ -118,3 +127,11 @@ class SubsetDataset:
 
     def __getitem__(self, index: int) -> Sample:
         return self.dataset[self.indices[index]]
+
+    @property
+    def ids(self) -> list[str]:
+        """The subset's sample ids (from the dataset's ``ids`` where it lists them)."""
+        ids = getattr(self.dataset, "ids", None)
+        if ids is not None and len(ids) == len(self.dataset):
+            return [str(ids[i]) for i in self.indices]
+        return [str(self[i].id) for i in range(len(self))]

@@ -58,19 +58,22 @@ class Pairs:
 
     ``inputs`` is ``None`` when the stage's input is :class:`~msaug.modality.Noise`; for
     stages with several outputs, ``targets`` holds one stacked tensor per output.
-    ``roi`` holds the samples' regions of interest where the dataset has them.
+    ``roi`` holds the samples' regions of interest where the dataset has them. Image
+    targets are ``None`` when the dataset has labels only; only stages that declare
+    ``fits_without_images`` are given such pairs.
     """
 
     input: Modality
     output: Modality | tuple[Modality, ...]
     inputs: torch.Tensor | None
-    targets: torch.Tensor | tuple[torch.Tensor, ...]
+    targets: torch.Tensor | tuple[torch.Tensor | None, ...] | None
     ids: list[str] = field(default_factory=list)
     roi: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        first = self.targets[0] if isinstance(self.targets, tuple) else self.targets
-        return int(first.shape[0])
+        tensors = self.targets if isinstance(self.targets, tuple) else (self.targets,)
+        first = next((t for t in (*tensors, self.inputs) if t is not None), None)
+        return int(first.shape[0]) if first is not None else len(self.ids)
 
 
 @dataclass
@@ -102,6 +105,9 @@ class Stage(ABC):
     Params: ClassVar[type[StageParams]] = StageParams
     #: False for stages that need no training (fit only stores statistics)
     trainable: ClassVar[bool] = True
+    #: True for stages with an image output that can also fit on a labels-only dataset
+    #: (their image targets are then None), such as ``core.lab2im`` with default intensities
+    fits_without_images: ClassVar[bool] = False
 
     def __init__(self, params: StageParams | dict[str, Any] | None, data: DataSpec):
         if not isinstance(params, StageParams):
@@ -149,6 +155,10 @@ class Stage(ABC):
     def to(self, device: torch.device | str) -> Stage:
         """Move the stage's networks to ``device``; stages without networks ignore it."""
         return self
+
+    def learns_images(self) -> bool:
+        """Whether fitting needs real images: an image in or out, unless ``fits_without_images``."""
+        return any(m.kind == "image" for m in (self.input, *self.outputs)) and not self.fits_without_images
 
     def noise_dim(self) -> int:
         inp = self.input

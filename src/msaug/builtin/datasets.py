@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
 
 from msaug.data import DataConfig
 from msaug.errors import ConfigError, DataError
 from msaug.hookspecs import hookimpl
-from msaug.io import read_image, read_label_array
+from msaug.io import read_image, read_label_raw
+from msaug.label_values import LabelValues, distinct, stored_values
 from msaug.plugins import DatasetRegistry
-from msaug.resize import resize_image, resize_label
+from msaug.resize import SquareFit, SquareGeometry, resize_image, resize_label, square_label
 from msaug.sample import DataSpec, Sample
-from msaug.synthetic import SyntheticDataset, array_to_label
+from msaug.synthetic import SyntheticDataset
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm")
 
@@ -42,25 +45,75 @@ def resize_sample(sample: Sample, spec: DataSpec) -> Sample:
     return Sample(sample.id, image, label, roi, dict(sample.meta))
 
 
+@dataclass(frozen=True)
+class LabelScan:
+    """What the data check needs from one label file: its size and distinct stored values."""
+
+    shape: tuple[int, int]
+    values: tuple[int, ...]
+    kind: str  # "grey" or "colour" (see msaug.label_values.stored_values)
+
+
+#: scans by (path, size in bytes, mtime, colours), so a check followed by a run reads each file once
+_LABEL_SCANS: dict[tuple[str, int, int, bool], LabelScan] = {}
+_IMAGE_SIZES: dict[tuple[str, int, int], tuple[int, int]] = {}
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    return str(path), stat.st_size, stat.st_mtime_ns
+
+
+def scan_label(path: Path, colours: bool) -> LabelScan:
+    """Size and distinct values of a label file (cached until the file changes)."""
+    key = (*_file_key(path), colours)
+    if key not in _LABEL_SCANS:
+        values, kind = stored_values(read_label_raw(path, colours), colours)
+        _LABEL_SCANS[key] = LabelScan((int(values.shape[0]), int(values.shape[1])), tuple(distinct(values)), kind)
+    return _LABEL_SCANS[key]
+
+
+def scan_image(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file, decoded once so a corrupt or truncated file is found (cached)."""
+    key = _file_key(path)
+    if key not in _IMAGE_SIZES:
+        try:
+            with PILImage.open(path) as img:
+                img.load()
+                _IMAGE_SIZES[key] = (img.height, img.width)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read image ({exc})") from None
+    return _IMAGE_SIZES[key]
+
+
 class FolderDataset:
     """``root/images/*`` and ``root/labels/*`` matched by file stem (or ``labels/`` alone).
 
-    Label files hold class indices (``index`` encoding) or bit masks (``multilabel``: bit k
-    set where channel k is on). Class names, encoding and image channels come from the YAML.
+    What label files hold is a :class:`~msaug.label_values.LabelValues`: class indices, 0/255
+    for two classes, a ``data.label_values`` map of grey values or colours, or bit masks
+    (``multilabel``). Images of any shape are fitted to a square by ``data.square_fit``:
+    ``pad`` (default) centres them in a square of zeros (black; background in the label map)
+    and marks the original area as the sample's ``roi``, so metrics ignore the padding while
+    stages learn the padded square as the segmenter will see it (``spec.has_roi`` stays
+    False). :meth:`native` gives the sample at its own size; :meth:`check` reads every file
+    before any training.
     """
 
     def __init__(self, config: DataConfig):
         if config.root is None:
             raise ConfigError("data.root: the folder dataset needs a root folder with labels/ (and images/)")
-        if not config.classes:
-            raise ConfigError("data.classes: the folder dataset needs the class names, e.g. [background, lesion]")
+        encoding = config.encoding or "index"
+        self.values = LabelValues.from_config(config.classes, encoding, config.label_values)
         root = Path(config.root)
         if not root.is_dir():
             raise DataError(f"data.root: folder {root} does not exist")
         label_dir, image_dir = root / "labels", root / "images"
         if not label_dir.is_dir():
             raise DataError(f"{root}: no labels/ folder; the folder dataset expects {root}/labels (and {root}/images)")
-        encoding = config.encoding or "index"
+        self.root = root
         self.labels = _files_by_stem(label_dir)
         self.images = _files_by_stem(image_dir) if image_dir.is_dir() else None
         if not self.labels:
@@ -75,29 +128,70 @@ class FolderDataset:
                     + (f"images without label: {', '.join(extra[:5])}" if extra else "")
                 )
         self.stems = sorted(self.labels)[: config.count] if config.count else sorted(self.labels)
-        self.spec = DataSpec(tuple(config.classes), encoding, config.channels or 1, config.size, "generic")
+        self.square_fit: SquareFit = config.square_fit or "pad"
+        self.spec = DataSpec(self.values.classes, encoding, config.channels or 1, config.size, "generic")
         self._load = lru_cache(maxsize=None)(self._read)
+
+    @property
+    def ids(self) -> list[str]:
+        """Sample ids (the file stems), known without reading a file: grouped splits use them."""
+        return list(self.stems)
+
+    @property
+    def has_images(self) -> bool:
+        """False for a labels-only folder: stages that learn images cannot fit on it."""
+        return self.images is not None
 
     def __len__(self) -> int:
         return len(self.stems)
 
     def __getitem__(self, index: int) -> Sample:
-        return self._load(index)
+        return self._load(range(len(self.stems))[index])
 
-    def _read(self, index: int) -> Sample:
+    def check(self) -> None:
+        """Read every file the dataset uses; raise :class:`DataError` on the first problem.
+
+        Label files: readable, stored values valid (see :class:`LabelValues`); image files:
+        readable and the size of their label. Scans are cached, so checking 300 label maps
+        of 512 px takes about a second once and nothing after.
+        """
+        for stem in self.stems:
+            label_path = self.labels[stem]
+            scan = scan_label(label_path, self.values.colours)
+            self.values.check(scan.values, scan.kind, str(label_path))
+            if self.images is not None:
+                self._same_size(self.images[stem], scan_image(self.images[stem]), label_path, scan.shape)
+
+    @staticmethod
+    def _same_size(image_path: Path, image_hw: tuple[int, ...], label_path: Path, label_hw: tuple[int, ...]) -> None:
+        if tuple(image_hw) != tuple(label_hw):
+            raise DataError(
+                f"{image_path}: image is {image_hw[1]}x{image_hw[0]} but its label "
+                f"{label_path.name} is {label_hw[1]}x{label_hw[0]}; they must match"
+            )
+
+    def native(self, index: int) -> Sample:
+        """Sample ``index`` at the size of its files: image ``[C, H, W]``, label ``[K, H, W]``, no roi."""
         stem = self.stems[index]
         label_path = self.labels[stem]
-        raw = read_label_array(label_path)
-        label = array_to_label(raw, len(self.spec.classes), self.spec.encoding, str(label_path)).numpy()
+        values, kind = stored_values(read_label_raw(label_path, self.values.colours), self.values.colours)
+        label = self.values.to_label(values, kind, str(label_path))
         image = None
+        meta = {"label_file": str(label_path), "native_size": (int(values.shape[0]), int(values.shape[1])), "square_fit": self.square_fit}
         if self.images is not None:
             image = read_image(self.images[stem], channels=self.spec.channels)
-            if image.shape[1:] != raw.shape:
-                raise DataError(
-                    f"{self.images[stem]}: image is {image.shape[2]}x{image.shape[1]} but its label "
-                    f"{label_path.name} is {raw.shape[1]}x{raw.shape[0]}; they must match"
-                )
-        return resize_sample(Sample(stem, image, label, meta={"label_file": str(label_path)}), self.spec)
+            self._same_size(self.images[stem], image.shape[1:], label_path, values.shape)
+            meta["image_file"] = str(self.images[stem])
+        return Sample(stem, image, label, None, meta)
+
+    def _read(self, index: int) -> Sample:
+        native = self.native(index)
+        h, w = native.label.shape[-2:]
+        geometry = SquareGeometry(h, w, self.square_fit)
+        label = square_label(geometry, torch.from_numpy(native.label), self.spec.encoding)  # padding is background
+        roi = geometry.to_square(torch.ones(1, h, w, dtype=torch.bool))[0].numpy() if self.square_fit == "pad" else None
+        image = None if native.image is None else geometry.to_square(torch.from_numpy(native.image)).numpy()
+        return resize_sample(Sample(native.id, image, label.numpy(), roi, native.meta), self.spec)
 
 
 class ResizedSynthetic:
@@ -120,5 +214,10 @@ class ResizedSynthetic:
 
 @hookimpl
 def msaug_register_datasets(register: DatasetRegistry) -> None:
-    register("folder", FolderDataset, description="images/ + labels/ matched by file stem (or labels/ only)")
+    register(
+        "folder",
+        FolderDataset,
+        description="images/ + labels/ matched by file stem (or labels/ only); label_values maps stored values or "
+        "colours to classes (0/255 two-class masks need none); square_fit pad|squash|crop; split group_by TABLE.csv:COLUMN",
+    )
     register("synthetic", ResizedSynthetic, description="a synthetic/ folder written by msaug pipeline run")

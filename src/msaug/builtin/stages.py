@@ -131,6 +131,22 @@ class Lab2ImParams(StageParams):
     blur: tuple[float, float] = Field((0.3, 1.2), description="range of the blur sigma in pixels")
     bias_field: float = Field(0.15, ge=0, le=2, description="amplitude of the smooth multiplicative bias field")
     noise: float = Field(0.01, ge=0, le=1, description="std of additive white noise")
+    intensities: list[float] | None = Field(
+        None, description="labels-only data: grey level of each class (multilabel: what each channel adds to 0.1); "
+        "default evenly spaced from 0.1 (first class) to 0.9 (last)"
+    )
+
+
+#: labels-only data: spread of each class intensity across images, and the texture level
+DEFAULT_INTENSITY_SPREAD = 0.05
+DEFAULT_TEXTURE = 0.02
+#: multilabel, labels-only: the level of pixels outside every structure
+DEFAULT_BASE = 0.1
+
+
+def default_intensities(classes: int) -> list[float]:
+    """Evenly spaced grey levels from 0.1 (first class) to 0.9 (last): every class stays distinct."""
+    return [0.5] if classes == 1 else [round(0.1 + 0.8 * k / (classes - 1), 6) for k in range(classes)]
 
 
 class Lab2Im(Stage):
@@ -141,16 +157,27 @@ class Lab2Im(Stage):
     attenuations do along an X-ray beam. Their mean and spread across images, and the
     residual texture level, are the model. Generate: draw intensities from it, add smooth
     texture, blur, bias field and noise.
+
+    Labels-only data (no images to fit): the model is set from ``intensities`` instead,
+    by default evenly spaced grey levels from 0.1 for the first class (background) to 0.9
+    for the last; for ``multilabel`` each channel adds its level to a base of 0.1 (overlaps
+    add up, clamped to 1). Each intensity varies by 0.05 (std) across images and the texture
+    level is 0.02, so a segmenter trained on the renderings learns shapes, not one contrast
+    (SynthSeg's argument; ``randomize: true`` goes further).
     """
 
     name = "core.lab2im"
-    description = "label → image: per-structure intensities from the real data, blur, bias field, noise"
+    description = "label → image: per-structure intensities from the real data (or defaults for labels-only data), blur, bias field, noise"
     Params = Lab2ImParams
     trainable = False
+    fits_without_images = True
     params: Lab2ImParams
 
     def __init__(self, params: Any, data: Any):
         super().__init__(params, data)
+        k = len(data.classes)
+        if self.params.intensities is not None and len(self.params.intensities) != k:
+            raise ValueError(f"params.intensities: needs one value per class ({k}: {', '.join(data.classes)}), got {len(self.params.intensities)}")
         self.coef_mean: torch.Tensor | None = None  # [C, K+1]
         self.coef_std: torch.Tensor | None = None
         self.residual: torch.Tensor | None = None  # [C]
@@ -168,7 +195,10 @@ class Lab2Im(Stage):
         return self.data.image.at(self.size)
 
     def fit(self, pairs: Pairs, budget: Budget, ctx: FitContext) -> dict[str, Any]:
-        assert pairs.inputs is not None and isinstance(pairs.targets, torch.Tensor)
+        assert pairs.inputs is not None
+        if pairs.targets is None:
+            return self._fit_defaults()
+        assert isinstance(pairs.targets, torch.Tensor)
         labels, images = pairs.inputs.double(), pairs.targets.double()
         n, k = labels.shape[:2]
         design = torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1).reshape(n, k + 1, -1).transpose(1, 2)
@@ -183,6 +213,18 @@ class Lab2Im(Stage):
         self.coef_std = (stacked.std(0) if n > 1 else torch.full_like(stacked[0], 0.05)).float()
         self.residual = torch.stack(residuals).mean(0).float()
         return {"images": n, "residual_std": [round(float(r), 4) for r in self.residual]}
+
+    def _fit_defaults(self) -> dict[str, Any]:
+        """The model for labels-only data: documented intensities instead of fitted ones (see the class docstring)."""
+        k, channels = len(self.data.classes), self.data.channels
+        levels = list(self.params.intensities or default_intensities(k))
+        base = DEFAULT_BASE if self.data.encoding == "multilabel" else 0.0
+        coef = torch.tensor([base, *levels], dtype=torch.float32)
+        self.coef_mean = coef.expand(channels, k + 1).clone()
+        self.coef_std = torch.full((channels, k + 1), DEFAULT_INTENSITY_SPREAD, dtype=torch.float32)
+        self.coef_std[:, 0] = DEFAULT_INTENSITY_SPREAD if base else 0.0
+        self.residual = torch.full((channels,), DEFAULT_TEXTURE, dtype=torch.float32)
+        return {"images": 0, "intensities": [round(v, 4) for v in levels], "source": "defaults (labels-only data)"}
 
     @torch.no_grad()
     def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> torch.Tensor:

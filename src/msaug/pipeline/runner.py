@@ -26,15 +26,16 @@ import torch
 import yaml
 from rich.console import Console
 
-from msaug.data import load_dataset, split_indices
+from msaug.data import Split, load_dataset, sample_ids, split_dataset
 from msaug.errors import CheckpointError, ConfigError, DataError
 from msaug.io import atomic_write, read_json, remove_stale_temp_files, sha256_file, write_json
 from msaug.modality import Noise
 from msaug.pipeline.composer import Chain, ComposedStage, build_stages, check_chain
 from msaug.pipeline.config import ResolvedConfig, flatten, load_pipeline
+from msaug.pipeline.datacheck import check_data
 from msaug.pipeline.generate import GenerationResult, generate
 from msaug.plugins import Registries, get_registries
-from msaug.sample import Dataset, DataSpec, ListDataset, Sample
+from msaug.sample import Dataset, DataSpec, Sample, SubsetDataset
 from msaug.stage import Budget, FitContext, Pairs
 from msaug.synthetic import SyntheticWriter
 
@@ -63,6 +64,8 @@ class Prepared:
     registries: Registries
     dataset: Dataset
     chain: Chain
+    #: the train/test split, computed (and checked) by prepare
+    split: Split | None = None
 
     @property
     def config(self):  # noqa: ANN201 - PipelineConfig
@@ -83,7 +86,12 @@ class Prepared:
 
 
 def prepare(path: str | Path, profile: str | None = None, sets: Sequence[str] = (), registries: Registries | None = None) -> Prepared:
-    """Load, validate and compose a pipeline (builds the dataset index, trains nothing)."""
+    """Load, validate and compose a pipeline and check its data (reads label files, trains nothing).
+
+    Everything a user can get wrong fails here, before any training: the YAML, the chain's
+    modalities, and the data (:func:`~msaug.pipeline.datacheck.check_data`: file values and
+    sizes, what each stage learns from, the split).
+    """
     resolved = load_pipeline(path, profile, sets)
     registries = registries or get_registries()
     config = resolved.config
@@ -94,7 +102,8 @@ def prepare(path: str | Path, profile: str | None = None, sets: Sequence[str] = 
     dataset = load_dataset(config.data, registries)
     stages = build_stages(config.stages, dataset.spec, registries, resolved.loaded)
     chain = check_chain(stages, dataset.spec)
-    return Prepared(resolved, registries, dataset, chain)
+    checked = check_data(config.data, dataset, chain, resolved.loaded, evaluate=config.evaluate is not None)
+    return Prepared(resolved, registries, dataset, chain, checked.split)
 
 
 def resolved_yaml(prepared: Prepared) -> str:
@@ -151,11 +160,13 @@ def prepare_out_dir(out: Path, text: str, resume: bool, overwrite: bool) -> None
 def make_pairs(cs: ComposedStage, samples: Sequence[Sample], spec: DataSpec) -> Pairs:
     """Training pairs for one stage: views of the real training samples (teacher forcing)."""
     stage = cs.stage
-    needs_image = any(m.kind == "image" for m in (stage.input, *stage.outputs))
-    if needs_image and any(s.image is None for s in samples):
+    labels_only = any(s.image is None for s in samples)
+    if labels_only and stage.learns_images():
         raise DataError(f"{cs.label} learns images, but dataset samples have labels only (e.g. {samples[0].id!r})")
     inputs = None if isinstance(stage.input, Noise) else torch.stack([stage.input.view(s) for s in samples])
-    targets = tuple(torch.stack([m.view(s) for s in samples]) for m in stage.outputs)
+    targets = tuple(
+        None if labels_only and m.kind == "image" else torch.stack([m.view(s) for s in samples]) for m in stage.outputs
+    )
     roi = None
     if spec.has_roi and all(s.roi is not None for s in samples):
         roi = torch.stack([torch.as_tensor(s.roi, dtype=torch.bool) for s in samples])
@@ -227,15 +238,16 @@ class RunState:
     device: torch.device
     stage_info: list[dict[str, Any]] = field(default_factory=list)
     generation: GenerationResult | None = None
-    train: ListDataset | None = None
-    test: ListDataset | None = None
+    #: views of ``prepared.dataset`` (``native()`` passes through for the evaluation)
+    train: Dataset | None = None
+    test: Dataset | None = None
 
 
 def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Console, show_progress: bool) -> None:
     from msaug.train import distributed
 
     config = prepared.config
-    samples = state.train.samples if state.train else []
+    samples = [state.train[i] for i in range(len(state.train))] if state.train else []
     total = len(prepared.chain.stages)
     for cs, sc in zip(prepared.chain.stages, config.stages):
         folder = state.out / "stages" / cs.folder
@@ -307,22 +319,27 @@ def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[
 
 
 def split_data(prepared: Prepared, state: RunState) -> None:
+    """``state.train`` / ``state.test`` as views of the dataset by the checked split; writes ``split.json``."""
     config = prepared.config
-    indices = split_indices(len(prepared.dataset), config.data.split)
-    state.train = ListDataset(prepared.spec, [prepared.dataset[i] for i in indices["train"]])
-    state.test = ListDataset(prepared.spec, [prepared.dataset[i] for i in indices["test"]])
+    split = prepared.split or split_dataset(prepared.dataset, config.data)
+    state.train = SubsetDataset(prepared.dataset, split.train)
+    state.test = SubsetDataset(prepared.dataset, split.test)
     from msaug.train import distributed
 
     if distributed.is_main():
-        write_json(
-            state.out / "split.json",
-            {
-                "dataset": config.data.dataset,
-                "seed": config.data.split.seed,
-                "train": [state.train.samples[j].id for j in range(len(state.train))],
-                "test": [state.test.samples[j].id for j in range(len(state.test))],
-            },
-        )
+        ids = sample_ids(prepared.dataset)
+        record: dict[str, Any] = {
+            "dataset": config.data.dataset,
+            "by": split.by,
+            "seed": config.data.split.seed,
+            "train": [ids[i] for i in split.train],
+            "test": [ids[i] for i in split.test],
+        }
+        if split.groups is not None:
+            record["group_by"] = config.data.split.group_by
+            record["groups"] = {"train": split.groups_in(split.train), "test": split.groups_in(split.test)}
+            record["group_of"] = {ids[i]: split.groups[i] for i in (*split.train, *split.test)}
+        write_json(state.out / "split.json", record)
 
 
 def run_pipeline(path: str | Path, options: RunOptions, console: Console | None = None) -> dict[str, Any]:

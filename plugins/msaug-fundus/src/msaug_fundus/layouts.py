@@ -14,6 +14,10 @@ HRF            ``images/NN_{h,g,dr}.jpg`` (or ``.JPG``), ``manual1/NN_{h,g,dr}.t
 STARE          ``imNNNN.ppm`` with ``imNNNN.ah.ppm`` (Hoover) / ``imNNNN.vk.ppm`` (Kouznetsova)
                labels, each possibly gzipped (``.ppm.gz``), in any sub-folders; no masks
 =============  ==========================================================================
+
+Official splits (``data.split: official``): DRIVE has one, training 21-40 train and test
+01-20 test (with ``subset: all``, the default); CHASE_DB1, HRF and STARE publish none, so
+they split by a seeded shuffle (``data.split: {test: 0.2, seed: 0}``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from msaug import DataConfig, DataError
+from msaug import ConfigError, DataConfig, DataError
 
 from msaug_fundus.real import CaseFiles, RealFundusDataset, dataset_root
 from msaug_fundus.spec import choose, read_options
@@ -50,6 +54,31 @@ def _need(found: dict[str, Path], key: str, folder: Path, expected: str) -> Path
     return found[key]
 
 
+class DriveDataset(RealFundusDataset):
+    """DRIVE's cases, with the split its authors published (and every paper reports on)."""
+
+    @property
+    def ids(self) -> list[str]:
+        return [case.id for case in self.cases]
+
+    def official_split(self) -> dict[str, list[int]]:
+        """``training/`` (photographs 21-40) trains, ``test/`` (01-20) is held out.
+
+        Needs both folders (``data.options.subset: all``, the default); with one subset
+        there is no held-out half to compare with published results.
+        """
+        parts: dict[str, list[int]] = {"train": [], "test": []}
+        for i, case in enumerate(self.cases):
+            parts["train" if case.meta["subset"] == "training" else "test"].append(i)
+        if not parts["train"] or not parts["test"]:
+            only = "training" if parts["train"] else "test"
+            raise ConfigError(
+                f"data.split: official: DRIVE's official split is training (21-40) / test (01-20), but only the {only} "
+                "subset is loaded; set data.options.subset=all (and no data.count that cuts the test photographs off)"
+            )
+        return parts
+
+
 def drive_dataset(config: DataConfig) -> RealFundusDataset:
     """DRIVE (Staal et al. 2004): 40 photographs, 565 x 584, FOV masks, two annotators on test."""
     options = read_options(config, {"subset": "all", "annotator": 1})
@@ -72,7 +101,7 @@ def drive_dataset(config: DataConfig) -> RealFundusDataset:
             label = _need(labels, key, manual_dir, f"{key}_manual{annotator}.gif")
             mask = _need(masks, key, base / "mask", f"{key}_{subset}_mask.gif")
             cases.append(CaseFiles(f"drive-{subset}-{key}", image, label, mask, {"subset": subset, "annotator": annotator}))
-    return RealFundusDataset("fundus.drive", cases, config)
+    return DriveDataset("fundus.drive", cases, config)
 
 
 def chase_db1_dataset(config: DataConfig) -> RealFundusDataset:

@@ -18,14 +18,15 @@ def msaug_register_datasets(register: DatasetRegistry) -> None:
         description="procedural colour fundus photographs with vessel maps and FOV (default 40 cases; "
         "options: lesion_probability)",
     )
-    register("fundus.drive", drive_dataset, description="DRIVE release folder (options: subset=all|training|test, annotator=1|2)")
-    register("fundus.chase_db1", chase_db1_dataset, description="CHASE_DB1 release folder (options: annotator=1|2)")
+    register("fundus.drive", drive_dataset, description="DRIVE release folder (options: subset=all|training|test, annotator=1|2); "
+             "split: official = training 21-40 train / test 01-20 test")
+    register("fundus.chase_db1", chase_db1_dataset, description="CHASE_DB1 release folder (options: annotator=1|2); no official split")
     register(
         "fundus.hrf",
         hrf_dataset,
-        description="HRF release folder (options: conditions=[healthy, glaucoma, diabetic_retinopathy])",
+        description="HRF release folder (options: conditions=[healthy, glaucoma, diabetic_retinopathy]); no official split",
     )
-    register("fundus.stare", stare_dataset, description="STARE images and labels, .ppm or .ppm.gz (options: annotator=ah|vk)")
+    register("fundus.stare", stare_dataset, description="STARE images and labels, .ppm or .ppm.gz (options: annotator=ah|vk); no official split")
 
 
 @hookimpl
