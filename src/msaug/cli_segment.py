@@ -34,11 +34,48 @@ def _data_options(f: Any) -> Any:
     return f
 
 
+class SizeOrNative(click.ParamType):
+    """A segmenter size: an int of at least 8, or ``native``."""
+
+    name = "INT|native"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or value == "native":
+            return value
+        try:
+            size = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither 'native' nor an int", param, ctx)
+        if size < 8:
+            self.fail(f"{size} is below 8 px", param, ctx)
+        return size
+
+
+def _window_options(f: Any) -> Any:
+    """Patch training and sliding-window prediction, as a pipeline's ``evaluate.segmenter.patch`` / ``window_overlap``."""
+    options = [
+        click.option("--patch", type=click.IntRange(min=16), default=None,
+                     help="Train on random patches of this side and predict by sliding windows of it (default: whole images)."),
+        click.option("--window-overlap", type=click.FloatRange(0, 1, max_open=True), default=None,
+                     help="Sliding-window prediction: share of the window neighbours overlap [default: 0.25]."),
+        click.option("--metrics-at", type=click.Choice(["native", "segmenter"]), default="native", show_default=True,
+                     help="Test metrics on each image's original grid (inside its ROI), or at the segmenter's square."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def load_real_split(data_name: str, root: Path | None, size: int, count: int | None, test_share: float, data_seed: int,
                     options: tuple[str, ...]) -> tuple[Any, Any]:
-    """``(train, test)`` of a registered dataset, split as a pipeline's ``data.split`` would."""
-    from msaug.data import DataConfig, SplitConfig, load_dataset, split_indices, subset
+    """``(train, test)`` views of a registered dataset, split as a pipeline's ``data.split`` would.
+
+    The views read cases on access and keep the dataset's native samples, so segmenters can be
+    trained and scored at the original resolution.
+    """
+    from msaug.data import DataConfig, SplitConfig, load_dataset, split_indices
     from msaug.pipeline.config import parse_set
+    from msaug.sample import SubsetDataset
 
     config = DataConfig(
         dataset=data_name, root=root, size=size, count=count, seed=data_seed,
@@ -47,7 +84,7 @@ def load_real_split(data_name: str, root: Path | None, size: int, count: int | N
     )
     dataset = load_dataset(config)
     indices = split_indices(len(dataset), config.split)
-    return subset(dataset, indices["train"]), subset(dataset, indices["test"])
+    return SubsetDataset(dataset, indices["train"]), SubsetDataset(dataset, indices["test"])
 
 
 def _device(name: str) -> Any:
@@ -104,7 +141,9 @@ def segment_list(as_json: bool) -> None:
 @click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--seg-size", type=click.IntRange(min=8), default=None, help="Training resolution (default: --size).")
+@click.option("--seg-size", type=SizeOrNative(), default=None,
+              help="Side of the segmenter's square: an int, or native (the largest real training case's square side; default: --size).")
+@_window_options
 @click.option("--mix-ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="mix: share of synthetic pairs per batch.")
 @click.option("--qc-min-dice", type=click.FloatRange(0, 1), default=None, help="Drop synthetic pairs whose QC Dice is below this.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -113,7 +152,8 @@ def segment_list(as_json: bool) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def segment_train(data_name: str, root: Path | None, size: int, count: int | None, test_share: float, data_seed: int,
                   options: tuple[str, ...], protocol: str, synthetic: Path | None, arch: str, encoder: str, weights: Path | None,
-                  steps: int, batch_size: int, lr: float, seg_size: int | None, mix_ratio: float, qc_min_dice: float | None,
+                  steps: int, batch_size: int, lr: float, seg_size: int | str | None, patch: int | None,
+                  window_overlap: float | None, metrics_at: str, mix_ratio: float, qc_min_dice: float | None,
                   seed: int, out: Path, device: str, quiet: bool) -> None:
     """Train a segmenter under one protocol and test it on the real test split."""
     from msaug.pipeline.schema import EvaluateConfig, SegmenterConfig
@@ -123,12 +163,14 @@ def segment_train(data_name: str, root: Path | None, size: int, count: int | Non
         raise ConfigError(f"--protocol {protocol} needs --synthetic SYNTH_DIR (a synthetic dataset folder)")
     train, test = load_real_split(data_name, root, size, count, test_share, data_seed, options)
     synth = open_synthetic(synthetic, train.spec) if synthetic is not None else None
+    window = {} if window_overlap is None else {"window_overlap": window_overlap}
     config = EvaluateConfig(
-        segmenter=SegmenterConfig(arch=arch, encoder=encoder, weights=weights, steps=steps, batch_size=batch_size, lr=lr, size=seg_size),
-        protocols=[protocol], mix_ratio=mix_ratio, qc_min_dice=qc_min_dice,
+        segmenter=SegmenterConfig(arch=arch, encoder=encoder, weights=weights, steps=steps, batch_size=batch_size, lr=lr,
+                                  size=seg_size, patch=patch, **window),
+        protocols=[protocol], mix_ratio=mix_ratio, qc_min_dice=qc_min_dice, metrics_at=metrics_at,  # type: ignore[arg-type]
     )
     result = evaluate_pipeline(config, train.spec, train, test, synth, out, _device(device), seed, show_progress=not quiet)
-    _print_metrics(f"{protocol}: {len(test)} test images", result["protocols"][protocol]["metrics"])
+    _print_metrics(f"{protocol}: {len(test)} test images, {result['resolution']['description']}", result["protocols"][protocol]["metrics"])
     from msaug.io import atomic_write
 
     atomic_write(out / "report.md", format_markdown(result))
@@ -154,31 +196,46 @@ def open_synthetic(path: Path, spec: Any = None) -> Any:
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="Checkpoint folder written by segment train.")
 @_data_options
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
+@_window_options
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def segment_eval(checkpoint: Path, data_name: str, root: Path | None, size: int, count: int | None, test_share: float,
-                 data_seed: int, options: tuple[str, ...], split: str, as_json: bool, device: str) -> None:
-    """Evaluate a trained segmenter on a real dataset split (metrics inside the ROI)."""
-    from msaug.sample import ListDataset
-    from msaug.segment.data import to_tensors
-    from msaug.segment.evaluate import test_metrics
+                 data_seed: int, options: tuple[str, ...], split: str, patch: int | None, window_overlap: float | None,
+                 metrics_at: str, as_json: bool, device: str) -> None:
+    """Evaluate a trained segmenter on a real dataset split (metrics inside the ROI).
+
+    --patch and --window-overlap change the sliding window (default: the checkpoint's training patch).
+    """
+    from dataclasses import replace
+
+    from msaug.sample import SubsetDataset
+    from msaug.segment.data import square_tensors
+    from msaug.segment.evaluate import native_test_metrics, resolution_summary, test_metrics
     from msaug.segment.segmenter import Segmenter
 
     segmenter = Segmenter.load(checkpoint, _device(device))
+    if patch is not None or window_overlap is not None:
+        segmenter.info = replace(segmenter.info, patch=patch if patch is not None else segmenter.info.patch,
+                                 window_overlap=window_overlap if window_overlap is not None else segmenter.info.window_overlap)
     train, test = load_real_split(data_name, root, size, count, test_share, data_seed, options)
     if (tuple(train.spec.classes), train.spec.encoding) != (segmenter.info.classes, segmenter.info.encoding):
         raise ConfigError(
             f"{checkpoint}: the segmenter predicts {list(segmenter.info.classes)} ({segmenter.info.encoding}), "
             f"dataset {data_name!r} has {list(train.spec.classes)} ({train.spec.encoding})"
         )
-    chosen = {"test": test, "train": train, "all": ListDataset(train.spec, [*train.samples, *test.samples])}[split]
+    chosen = {"test": test, "train": train, "all": SubsetDataset(train.dataset, [*train.indices, *test.indices])}[split]
     if len(chosen) == 0:
         raise ConfigError(f"the {split} split of {data_name!r} is empty; change --test-share or --split")
-    metrics = test_metrics(segmenter, to_tensors(chosen, size, what=f"{data_name} {split} split"))
+    if metrics_at == "native":
+        metrics = native_test_metrics(segmenter, chosen)
+    else:
+        metrics = test_metrics(segmenter, square_tensors(chosen, segmenter.info.size, what=f"{data_name} {split} split"))
+    resolution = resolution_summary(metrics_at, segmenter.info, chosen)
+    metrics = {**metrics, "resolution": resolution}
     if as_json:
         out_console.print_json(json.dumps(metrics))
     else:
-        _print_metrics(f"{segmenter}: {data_name} {split} split, {len(chosen)} images", metrics)
+        _print_metrics(f"{segmenter}: {data_name} {split} split, {len(chosen)} images, {resolution['description']}", metrics)
 
 
 @segment.command("qc")

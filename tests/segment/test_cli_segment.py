@@ -46,6 +46,38 @@ def test_train_then_eval_on_a_phantom(tmp_path):
     assert evaluated["mean"]["dice"]["mean"] == pytest.approx(trained["mean"]["dice"]["mean"])
 
 
+def test_seg_size_takes_an_int_or_native(tmp_path):
+    result = run("segment", "train", "--data", "fundus.phantom", "--seg-size", "original", "--out", tmp_path)
+    assert result.exit_code == 2
+    assert "'original' is neither 'native' nor an int" in result.output
+    result = run("segment", "train", "--data", "fundus.phantom", "--patch", "8", "--out", tmp_path)
+    assert result.exit_code == 2 and "--patch" in result.output
+
+
+@pytest.mark.slow
+def test_train_on_patches_then_eval_with_another_window(tmp_path):
+    common = ["--data", "fundus.phantom", "--size", "64", "--count", "6", "--test-share", "0.5"]
+    result = run("segment", "train", *common, "--seg-size", "native", "--patch", "32", "--window-overlap", "0.5",
+                 "--encoder", "tu-resnet10t", "--steps", "2", "--batch-size", "2", "--out", tmp_path, "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())
+    assert evaluation["segmenter"]["size"] == 64 and evaluation["segmenter"]["patch"] == 32
+    assert evaluation["resolution"]["patch"] == 32 and evaluation["resolution"]["window_overlap"] == 0.5
+    assert "32 px patches, sliding-window prediction (overlap 0.5)" in (tmp_path / "report.md").read_text()
+    trained = evaluation["protocols"]["real"]["metrics"]
+    checkpoint = tmp_path / "real" / "checkpoint"
+    result = run("segment", "eval", "--checkpoint", checkpoint, *common, "--json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.output)
+    assert evaluated["mean"]["dice"]["mean"] == pytest.approx(trained["mean"]["dice"]["mean"])
+    assert evaluated["resolution"]["patch"] == 32 and evaluated["resolution"]["metrics_at"] == "native"
+    result = run("segment", "eval", "--checkpoint", checkpoint, *common, "--json", "--device", "cpu", "--patch", "64",
+                 "--metrics-at", "segmenter")
+    assert result.exit_code == 0, result.output
+    whole = json.loads(result.output)["resolution"]
+    assert whole["patch"] is None and whole["description"].startswith("at the segmenter's size, 64 x 64 px")
+
+
 def test_qc_then_filtered_exports(tmp_path, toy):
     pairs = toy(4, 32)
     synth = tmp_path / "synthetic"

@@ -48,13 +48,16 @@ def binary(m: np.ndarray) -> np.ndarray:
     return (m.astype(np.uint8) * 255)
 
 
-def write_drive(root: Path) -> None:
-    """Two training and two test cases in the DRIVE layout; the test set has a second annotator."""
+def write_drive(root: Path, h: int = H, w: int = W) -> None:
+    """Two training and two test cases in the DRIVE layout; the test set has a second annotator.
+
+    ``h, w = 584, 565`` writes photographs of DRIVE's own size.
+    """
     for subset, keys in (("training", ("21", "22")), ("test", ("01", "02"))):
         for key in keys:
             seed = int(key)
-            save(root / subset / "images" / f"{key}_{subset}.tif", photo(H, W, seed), "TIFF")
-            save(root / subset / "1st_manual" / f"{key}_manual1.gif", binary(vessels(H, W, seed)), "GIF")
-            save(root / subset / "mask" / f"{key}_{subset}_mask.gif", binary(fov_disc(H, W)), "GIF")
+            save(root / subset / "images" / f"{key}_{subset}.tif", photo(h, w, seed), "TIFF")
+            save(root / subset / "1st_manual" / f"{key}_manual1.gif", binary(vessels(h, w, seed)), "GIF")
+            save(root / subset / "mask" / f"{key}_{subset}_mask.gif", binary(fov_disc(h, w)), "GIF")
             if subset == "test":
-                save(root / subset / "2nd_manual" / f"{key}_manual2.gif", binary(vessels(H, W, seed + 100)), "GIF")
+                save(root / subset / "2nd_manual" / f"{key}_manual2.gif", binary(vessels(h, w, seed + 100)), "GIF")

@@ -191,6 +191,7 @@ def summarize_arm(records: list[dict[str, Any]], protocols: list[str]) -> dict[s
         "label_coverage": _stat([_dig(r, "evaluation", "label_realism", "nearest_neighbour_iou", "coverage") for r in records]),
         "label_diversity": _stat([_dig(r, "evaluation", "label_realism", "diversity", "synthetic") for r in records]),
     }
+    out["resolution"] = _dig(records[0], "evaluation", "resolution", "description")
     realism = _dig(records[0], "evaluation", "image_realism") or {}
     for key, value in realism.items():
         if isinstance(value, (int, float)) and not key.endswith("_std"):  # KID's own std is not a figure
@@ -368,6 +369,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"- arms: " + "; ".join(f"{a} = `{p}`" for a, p in result["arms"].items()),
         f"- training budget per arm: {budget}",
         "- every arm: the same real split per seed, the same segmenter and segmenter budget",
+        *sorted({f"- segmentation metrics computed at: {result['summary'][a]['resolution']}" for a in arms
+                 if result["summary"][a].get("resolution")}),
         "",
         f"**Verdict:** {result['verdict']['line']}",
         "",

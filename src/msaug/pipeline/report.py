@@ -149,7 +149,9 @@ def write_report(prepared: Prepared, state: RunState, options: RunOptions, conso
             }
         )
 
-    real_labels = torch.stack([resize_label(torch.as_tensor(s.label), spec.size, spec.encoding) for s in state.train.samples[:MAX_METRIC_MAPS]])  # type: ignore[union-attr]
+    train = state.train if state.train is not None else []
+    shown_real = [train[i] for i in range(min(len(train), MAX_METRIC_MAPS))]
+    real_labels = torch.stack([resize_label(torch.as_tensor(s.label), spec.size, spec.encoding) for s in shown_real])
     n_syn = min(len(synthetic), MAX_METRIC_MAPS)
     syn_labels = torch.stack([torch.as_tensor(synthetic[i].label) for i in range(n_syn)]) if n_syn else real_labels[:0]
     metrics = {"real": label_metrics(prepared.registries, spec, real_labels)}
@@ -226,8 +228,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# msaug run report: {report['pipeline']}",
         "",
         f"- profile: {report['profile'] or '(none)'}; device: {report['device']}; total time: {report['seconds_total']:.0f} s",
-        f"- data: {report['data']['dataset']} at {report['data']['size']} px, {report['data']['train']} train / {report['data']['test']} test cases",
+        f"- data: {report['data']['dataset']}, {report['data']['train']} train / {report['data']['test']} test cases; stages learn and generate at {report['data']['size']} px",
         f"- classes ({report['data']['encoding']}): {', '.join(report['data']['classes'])}",
+    ]
+    resolution = (report.get("evaluation") or {}).get("resolution")
+    if resolution:
+        lines.append(f"- segmentation metrics computed at: {resolution['description']} (segmenter {resolution['segmenter_size']} px, "
+                     + (f"{resolution['patch']} px patches)" if resolution.get("patch") else "whole images)"))
+    lines += [
         "",
         "![samples](grid.png)",
         "",

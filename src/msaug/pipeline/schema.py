@@ -56,7 +56,25 @@ class SegmenterConfig(Strict):
     steps: int = Field(600, ge=1, description="training steps per protocol")
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-3, gt=0)
-    size: int | None = Field(None, ge=8, description="training resolution (default: data.size)")
+    size: int | Literal["native"] | None = Field(
+        None,
+        description="side of the square the segmenter works on (default: data.size); native: the square side of the "
+        "largest real training case on its original grid (584 for DRIVE), so nothing is resampled",
+    )
+    patch: int | None = Field(
+        None, ge=16, le=8192,
+        description="side of the random training crops and of the sliding prediction window (default: whole images); "
+        "images no larger than the patch are used whole",
+    )
+    window_overlap: float = Field(0.25, ge=0, lt=1, description="sliding-window prediction: share of the window that neighbours overlap")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        """One clear message for every bad value (pydantic would list one per member of the union)."""
+        if v is None or v == "native" or (isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 8192):
+            return v
+        raise ValueError(f"size must be 'native' or an int from 8 to 8192, got {v!r}")
 
 
 class EvaluateConfig(Strict):
@@ -66,6 +84,11 @@ class EvaluateConfig(Strict):
     )
     mix_ratio: float = Field(0.5, ge=0, le=1, description="mix protocol: share of synthetic pairs in each batch")
     qc_min_dice: float | None = Field(None, ge=0, le=1, description="drop generated pairs whose QC Dice is below this")
+    metrics_at: Literal["native", "segmenter"] = Field(
+        "native",
+        description="where test metrics are computed: native (each test image's original grid, inside its ROI; "
+        "datasets without one are native at data.size) or segmenter (the square at the segmenter's size)",
+    )
 
 
 class PipelineConfig(Strict):

@@ -7,7 +7,8 @@ protocol's data for anyone's own training loop.
 
 from __future__ import annotations
 
-from msaug.segment.data import Augmentation, MixedDataset, SegmentationTensors, to_tensors
+from msaug.segment.data import Augmentation, MixedDataset, SegmentationTensors, random_crops, square_tensors, to_tensors
+from msaug.segment.inference import padded_forward, sliding_window_logits
 from msaug.segment.metrics import METRICS, hd95, image_metrics, summarize
 from msaug.segment.models import architectures, build_segmenter, load_local_weights
 from msaug.segment.protocols import PROTOCOLS, run_protocol
@@ -29,7 +30,11 @@ __all__ = [
     "hd95",
     "image_metrics",
     "load_local_weights",
+    "padded_forward",
+    "random_crops",
     "run_protocol",
+    "sliding_window_logits",
+    "square_tensors",
     "summarize",
     "to_tensors",
     "train_segmenter",

@@ -1,9 +1,12 @@
-"""Turning msaug datasets into training tensors, mixing real and synthetic data, augmenting.
+"""Turning msaug datasets into training tensors, mixing real and synthetic data, cropping, augmenting.
 
-:class:`SegmentationTensors` caches a :class:`msaug.Dataset` as stacked tensors at the
-segmenter's resolution (small medical datasets fit in memory; caching avoids re-reading
-PNGs every step). :class:`MixedDataset` is the ``mix`` protocol's data as a plain
-``torch.utils.data.Dataset`` anyone can drop into their own training loop.
+:class:`SegmentationTensors` caches a :class:`msaug.Dataset` as stacked tensors (small
+medical datasets fit in memory; caching avoids re-reading PNGs every step): real cases from
+their original grid fitted to the segmenter's square (:func:`square_tensors`), generated pairs
+at the size they were generated at (:func:`to_tensors`; the training loop resizes each batch
+up, :func:`at_size`). :func:`random_crops` cuts the training patches. :class:`MixedDataset` is
+the ``mix`` protocol's data as a plain ``torch.utils.data.Dataset`` anyone can drop into their
+own training loop.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from msaug.errors import DataError
-from msaug.resize import resize_image, resize_label
-from msaug.sample import Dataset
+from msaug.resize import resize_image, resize_label, square_label
+from msaug.sample import Dataset, DataSpec, Sample, native_view
 
 
 @dataclass
@@ -46,6 +49,20 @@ class SegmentationTensors:
         )
 
 
+def _checked(sample: Sample, spec: DataSpec, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sample's image and label as float tensors, checked against the dataset's channels."""
+    if sample.image is None:
+        raise DataError(f"{what}: sample {sample.id!r} has no image; segmenters need image/label pairs")
+    image = torch.as_tensor(np.asarray(sample.image), dtype=torch.float32)
+    label = torch.as_tensor(np.asarray(sample.label), dtype=torch.float32)
+    if image.shape[0] != spec.channels or label.shape[0] != len(spec.classes):
+        raise DataError(
+            f"{what}: sample {sample.id!r} has {image.shape[0]} image / {label.shape[0]} label channels, "
+            f"the dataset declares {spec.channels} / {len(spec.classes)}"
+        )
+    return image, label
+
+
 def to_tensors(dataset: Dataset, size: int, encoding: str | None = None, what: str = "dataset") -> SegmentationTensors:
     """Load every sample of ``dataset`` at ``size`` (label-safe resize; ROI by nearest)."""
     spec = dataset.spec
@@ -53,15 +70,7 @@ def to_tensors(dataset: Dataset, size: int, encoding: str | None = None, what: s
     images, labels, rois, ids = [], [], [], []
     for i in range(len(dataset)):
         sample = dataset[i]
-        if sample.image is None:
-            raise DataError(f"{what}: sample {sample.id!r} has no image; segmenters need image/label pairs")
-        image = torch.as_tensor(np.asarray(sample.image), dtype=torch.float32)
-        label = torch.as_tensor(np.asarray(sample.label), dtype=torch.float32)
-        if image.shape[0] != spec.channels or label.shape[0] != len(spec.classes):
-            raise DataError(
-                f"{what}: sample {sample.id!r} has {image.shape[0]} image / {label.shape[0]} label channels, "
-                f"the dataset declares {spec.channels} / {len(spec.classes)}"
-            )
+        image, label = _checked(sample, spec, what)
         images.append(resize_image(image, size))
         labels.append(resize_label(label, size, encoding))
         if sample.roi is not None:
@@ -74,6 +83,85 @@ def to_tensors(dataset: Dataset, size: int, encoding: str | None = None, what: s
     if not images:
         raise DataError(f"{what} is empty")
     return SegmentationTensors(torch.stack(images), torch.stack(labels), torch.stack(rois), ids)
+
+
+def native_square_side(dataset: Dataset) -> int:
+    """The square side of the largest case of ``dataset`` on its original grid (DRIVE: 584; no resampling at it)."""
+    if len(dataset) == 0:
+        raise DataError("segmenter size 'native': the real training split is empty")
+    return max(native_view(dataset, i)[1].side for i in range(len(dataset)))
+
+
+def square_tensors(dataset: Dataset, size: int, encoding: str | None = None, what: str = "dataset") -> SegmentationTensors:
+    """Every case of ``dataset`` on its original grid, fitted to its square and resized to ``size``.
+
+    The square is the one the dataset's own samples use (:func:`msaug.sample.native_view`:
+    padded, centre cropped or squashed), so a prediction on it maps back onto the original
+    grid exactly. The ROI is the dataset's (the fundus FOV) within the pixels the square holds;
+    padding is outside it. Datasets without native samples are used at their own size.
+    """
+    spec = dataset.spec
+    encoding = encoding or spec.encoding
+    images, labels, rois, ids = [], [], [], []
+    for i in range(len(dataset)):
+        sample, geometry = native_view(dataset, i)
+        image, label = _checked(sample, spec, what)
+        roi = torch.ones(geometry.height, geometry.width) if sample.roi is None else torch.as_tensor(np.asarray(sample.roi), dtype=torch.float32)
+        images.append(resize_image(geometry.to_square(image), size))
+        labels.append(resize_label(square_label(geometry, label, encoding), size, encoding))
+        rois.append(resize_label(geometry.to_square(roi[None]), size, "multilabel") > 0.5)
+        ids.append(str(sample.id))
+    if not images:
+        raise DataError(f"{what} is empty")
+    return SegmentationTensors(torch.stack(images), torch.stack(labels), torch.stack(rois), ids)
+
+
+def at_size(batch: SegmentationTensors, size: int, encoding: str) -> SegmentationTensors:
+    """``batch`` resized to ``size`` (label-safe labels, nearest ROI); unchanged when it is already there.
+
+    Generated pairs are kept at the size they were generated at and brought up to the
+    segmenter's square one batch at a time: the honest path (their detail is what the
+    generator made) and a fraction of the memory of storing them enlarged.
+    """
+    if batch.images.shape[-1] == size and batch.images.shape[-2] == size:
+        return batch
+    roi = F.interpolate(batch.roi.float(), size=(size, size), mode="nearest") > 0.5
+    return SegmentationTensors(resize_image(batch.images, size), resize_label(batch.labels, size, encoding), roi, batch.ids)
+
+
+def random_crops(
+    batch: SegmentationTensors, patch: int, generator: torch.Generator, foreground: list[int], foreground_share: float = 0.5
+) -> SegmentationTensors:
+    """One random ``patch`` x ``patch`` crop per sample, the same for its image, label and ROI.
+
+    Each crop is centred (as far as the image allows) on a random pixel of the sample's
+    foreground (``foreground`` label channels inside the ROI) with probability
+    ``foreground_share``, else on a random ROI pixel, so crops of FOV-less corners and empty
+    background do not dominate and thin or small structures are seen often. A sample whose
+    mask is empty is cropped anywhere. Images no larger than ``patch`` are returned whole.
+    """
+    b, _, h, w = batch.images.shape
+    if patch >= h and patch >= w:
+        return batch
+    ph, pw = min(patch, h), min(patch, w)
+    roi = batch.roi[:, 0].bool()
+    wanted_foreground = torch.rand(b, generator=generator) < foreground_share
+    images, labels, rois = [], [], []
+    for i in range(b):
+        mask = roi[i]
+        if wanted_foreground[i] and foreground:
+            on = batch.labels[i, foreground].amax(dim=0) > 0.5
+            mask = on & mask if (on & mask).any() else mask
+        where = mask.reshape(-1).nonzero().squeeze(1)
+        if len(where) == 0:
+            where = torch.arange(h * w)
+        cy, cx = divmod(int(where[int(torch.randint(len(where), (1,), generator=generator))]), w)
+        top, left = min(max(cy - ph // 2, 0), h - ph), min(max(cx - pw // 2, 0), w - pw)
+        window = (slice(None), slice(top, top + ph), slice(left, left + pw))
+        images.append(batch.images[i][window])
+        labels.append(batch.labels[i][window])
+        rois.append(batch.roi[i][window])
+    return SegmentationTensors(torch.stack(images), torch.stack(labels), torch.stack(rois), batch.ids)
 
 
 class MixedDataset(torch.utils.data.Dataset):

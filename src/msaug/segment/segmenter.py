@@ -2,11 +2,17 @@
 
 A checkpoint is a folder holding ``segmenter.safetensors`` (tensors only: no pickle, so
 loading a checkpoint someone shared cannot run code) and ``segmenter.json`` (how to
-rebuild the network: architecture, encoder, classes, encoding, size).
+rebuild the network: architecture, encoder, classes, encoding, size, training patch).
+
+A segmenter works on squares of ``info.size`` px. With ``info.patch`` smaller than that it
+was trained on random crops and predicts by Gaussian-weighted sliding windows of the patch
+size (:mod:`msaug.segment.inference`), so full-resolution squares (584 px for DRIVE) are
+predicted whole without shrinking thin structures away.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +25,10 @@ from msaug.errors import CheckpointError
 from msaug.io import atomic_write, read_json, write_json
 from msaug.resize import resize_image
 from msaug.sample import DataSpec
-from msaug.segment.models import check_size, hard_prediction, probabilities
+from msaug.segment.inference import padded_forward, sliding_window_logits
+from msaug.segment.models import hard_prediction, input_divisor, probabilities
 
+log = logging.getLogger(__name__)
 WEIGHTS_FILE = "segmenter.safetensors"
 META_FILE = "segmenter.json"
 
@@ -37,10 +45,21 @@ class SegmenterInfo:
     size: int
     domain: str = "generic"
     options: dict[str, Any] = field(default_factory=dict)
+    #: side of the training crops and of the prediction window; None: whole squares
+    patch: int | None = None
+    #: share of the window that neighbouring prediction windows overlap
+    window_overlap: float = 0.25
 
     @classmethod
-    def for_spec(cls, spec: DataSpec, arch: str, encoder: str, size: int | None = None, **options: Any) -> SegmenterInfo:
-        return cls(arch, encoder, tuple(spec.classes), spec.encoding, spec.channels, size or spec.size, spec.domain, options)
+    def for_spec(cls, spec: DataSpec, arch: str, encoder: str, size: int | None = None, patch: int | None = None,
+                 window_overlap: float = 0.25, **options: Any) -> SegmenterInfo:
+        return cls(arch, encoder, tuple(spec.classes), spec.encoding, spec.channels, size or spec.size, spec.domain, options,
+                   patch, window_overlap)
+
+    @property
+    def window(self) -> int | None:
+        """The patch side when it is smaller than the square (crops and sliding windows), else None (whole squares)."""
+        return self.patch if self.patch is not None and self.patch < self.size else None
 
     @property
     def spec(self) -> DataSpec:
@@ -59,7 +78,11 @@ class Segmenter:
             builder = get_registries().segmenters.get(info.arch)
             model = builder(info.channels, len(info.classes), encoder=info.encoder, weights=weights, **opts)
         self.model = model
-        check_size(self.model, info.size)
+        divisor = input_divisor(model)
+        if info.window is not None and info.window % divisor:
+            # it works (every window is padded to the stride, as whole squares are), but the padding is wasted compute
+            log.warning("segmenter patch %d is not a multiple of the encoder's stride %d: each window is padded to %d",
+                        info.window, divisor, -(-info.window // divisor) * divisor)
 
     @property
     def device(self) -> torch.device:
@@ -71,14 +94,22 @@ class Segmenter:
         return self
 
     @torch.no_grad()
-    def logits(self, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-        """Logits ``[B, K, H, W]`` at the images' own size (the network runs at ``info.size``)."""
+    def square_logits(self, squares: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+        """Logits ``[B, K, S, S]`` of squares already at ``info.size`` (whole, or by sliding windows)."""
         self.model.eval()
+        x = squares.to(self.device, torch.float32)
+        if self.info.window is None:
+            return padded_forward(self.model, x)
+        return sliding_window_logits(self.model, x, self.info.window, self.info.window_overlap, batch_size)
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+        """Logits ``[B, K, H, W]`` at the images' own size: resized to ``info.size``, predicted, resized back."""
         out = []
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size].to(self.device, torch.float32)
             h, w = x.shape[-2:]
-            y = self.model(resize_image(x, self.info.size))
+            y = self.square_logits(resize_image(x, self.info.size), batch_size)
             if (h, w) != tuple(y.shape[-2:]):
                 y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
             out.append(y.cpu())
@@ -128,5 +159,6 @@ class Segmenter:
         return segmenter.to(device)
 
     def __repr__(self) -> str:
-        return f"Segmenter({self.info.arch}/{self.info.encoder}, {len(self.info.classes)} {self.info.encoding} classes, {self.info.size} px)"
+        window = f", {self.info.window} px windows" if self.info.window is not None else ""
+        return f"Segmenter({self.info.arch}/{self.info.encoder}, {len(self.info.classes)} {self.info.encoding} classes, {self.info.size} px{window})"
 

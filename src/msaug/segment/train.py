@@ -2,9 +2,13 @@
 
 Training is counted in optimiser *steps*, not epochs, so protocols whose datasets differ
 in size (20 real pairs, 500 synthetic ones) get exactly the same budget. Each batch is
-drawn from one or more sources at fixed shares (the ``mix`` protocol), augmented jointly
+drawn from one or more sources at fixed shares (the ``mix`` protocol), brought to the
+segmenter's square (generated pairs are enlarged batch by batch), cut to random patches when
+the segmenter has a ``patch`` smaller than its square (:func:`~msaug.segment.data.random_crops`:
+full-resolution detail at a fraction of the cost), augmented jointly
 (:class:`~msaug.segment.data.Augmentation`), and the network is validated every
-``eval_every`` steps on real validation pairs; the best state by validation Dice is kept.
+``eval_every`` steps on real validation squares through the same prediction path as the test
+(whole squares or sliding windows); the best state by validation Dice is kept.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the network is wrapped in
 DistributedDataParallel (gloo on CPU, NCCL on GPU); each rank draws its own batches from
@@ -23,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from msaug.train import distributed
-from msaug.segment.data import Augmentation, SegmentationTensors
+from msaug.segment.data import Augmentation, SegmentationTensors, at_size, random_crops
+from msaug.segment.inference import padded_forward
 from msaug.segment.metrics import dice_per_image, foreground_classes
 from msaug.segment.models import hard_prediction
 from msaug.segment.segmenter import Segmenter
@@ -86,7 +91,7 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, encoding: str)
 
 @torch.no_grad()
 def validation_dice(segmenter: Segmenter, val: SegmentationTensors, batch_size: int = 16) -> float:
-    """Mean foreground Dice of ``segmenter`` on validation tensors (inside their ROI)."""
+    """Mean foreground Dice of ``segmenter`` on validation tensors (inside their ROI), predicted as the test images are."""
     fg = foreground_classes(segmenter.info.classes, segmenter.info.encoding)
     logits = segmenter.logits(val.images, batch_size)
     pred = hard_prediction(logits, segmenter.info.encoding)
@@ -132,7 +137,8 @@ def train_segmenter(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=settings.lr, total_steps=max(settings.steps, 1), pct_start=0.1)
     eval_every = settings.eval_every or max(1, settings.steps // 10)
     encoding = segmenter.info.encoding
-    size = segmenter.info.size
+    size, window = segmenter.info.size, segmenter.info.window
+    foreground = foreground_classes(segmenter.info.classes, encoding)
 
     best_state: dict[str, torch.Tensor] | None = None
     best_dice, best_step, loss_value = None, 0, float("nan")
@@ -145,17 +151,14 @@ def train_segmenter(
             parts = []
             for (source, _), n in zip(sources, counts):
                 if n:
-                    parts.append(source.subset(torch.randint(len(source), (n,), generator=generator)))
+                    parts.append(at_size(source.subset(torch.randint(len(source), (n,), generator=generator)), size, encoding))
             batch = SegmentationTensors.concat(parts)
+            if window is not None:
+                batch = random_crops(batch, window, generator, foreground)
             images, labels, roi = batch.images, batch.labels, batch.roi
-            if images.shape[-1] != size:
-                from msaug.resize import resize_image, resize_label
-
-                images, labels = resize_image(images, size), resize_label(labels, size, encoding)
-                roi = F.interpolate(roi.float(), size=(size, size), mode="nearest") > 0.5
             if settings.augmentation is not None:
                 images, labels, roi = settings.augmentation(images, labels, roi, generator)
-            logits = train_model(images.to(device))
+            logits = padded_forward(train_model, images.to(device))
             loss = segmentation_loss(logits, labels.to(device), encoding)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

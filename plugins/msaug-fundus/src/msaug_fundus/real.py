@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 from msaug import ConfigError, DataConfig, DataError, Sample
 
 from msaug_fundus.fov import fov_from_image
-from msaug_fundus.spec import fundus_spec, make_sample
+from msaug_fundus.spec import SQUARE_FIT, fundus_spec, native_sample, square_sample
 
 PILImage.MAX_IMAGE_PIXELS = 1 << 28  # HRF photographs are 3504 x 2336
 
@@ -76,7 +76,15 @@ def read_binary(path: Path, what: str) -> np.ndarray:
 
 
 class RealFundusDataset:
-    """Cases of a public fundus release, read on access and resized square to ``data.size``."""
+    """Cases of a public fundus release, read on access.
+
+    ``dataset[i]`` is the photograph padded to a square and resized to ``data.size`` (what the
+    stages learn from); ``native(i)`` is the same case on its original grid (DRIVE: 584 x 565),
+    where segmenters are scored inside the FOV as published results are. ``square_fit`` says
+    how the one becomes the other (:func:`msaug_fundus.spec.square_sample`).
+    """
+
+    square_fit = SQUARE_FIT
 
     def __init__(self, name: str, cases: list[CaseFiles], config: DataConfig):
         if config.count is not None:
@@ -84,6 +92,7 @@ class RealFundusDataset:
         self.name = name
         self.cases = cases
         self.spec = fundus_spec(config.size)
+        # only the square samples are cached: native HRF photographs are ~100 MB each
         self._get = lru_cache(maxsize=64)(self._load)
 
     def __len__(self) -> int:
@@ -92,8 +101,9 @@ class RealFundusDataset:
     def __getitem__(self, index: int) -> Sample:
         return self._get(range(len(self.cases))[index])
 
-    def _load(self, index: int) -> Sample:
-        case = self.cases[index]
+    def native(self, index: int) -> Sample:
+        """Case ``index`` at its original resolution: image ``[3, H, W]``, label ``[2, H, W]``, ROI (the FOV) ``[H, W]``."""
+        case = self.cases[range(len(self.cases))[index]]
         image = read_rgb(case.image)
         vessels = read_binary(case.label, "vessel map")
         fov = read_binary(case.mask, "FOV mask") if case.mask is not None else fov_from_image(image)
@@ -104,7 +114,10 @@ class RealFundusDataset:
                     f"{case.image.name} ({image.shape[2]}x{image.shape[1]})"
                 )
         meta = {"dataset": self.name, "image": str(case.image), "label": str(case.label), **case.meta}
-        return make_sample(case.id, image, vessels, fov, self.spec.size, meta)
+        return native_sample(case.id, image, vessels, fov, meta)
+
+    def _load(self, index: int) -> Sample:
+        return square_sample(self.native(index), self.spec.size, self.square_fit)
 
 
 def dataset_root(config: DataConfig, release: str) -> Path:

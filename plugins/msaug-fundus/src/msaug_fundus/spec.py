@@ -8,9 +8,12 @@ import numpy as np
 import torch
 
 from msaug import ConfigError, DataConfig, DataSpec, Sample, resize_image, resize_label
+from msaug.resize import SquareGeometry, square_label
 
 CLASSES = ("background", "vessel")
 DOMAIN = "fundus"
+#: how real photographs are fitted to the square stages and segmenters work on
+SQUARE_FIT = "pad"
 
 
 def fundus_spec(size: int) -> DataSpec:
@@ -43,29 +46,37 @@ def choose(config: DataConfig, key: str, value: Any, valid: dict[Any, Any]) -> A
     raise ConfigError(f"data.options.{key}: {config.dataset} does not know {value!r}; valid: {shown}")
 
 
-def make_sample(case_id: str, image: np.ndarray, vessels: np.ndarray, fov: np.ndarray, size: int, meta: dict[str, Any]) -> Sample:
-    """A square :class:`msaug.Sample` at ``size`` from a photograph of any shape.
+def native_sample(case_id: str, image: np.ndarray, vessels: np.ndarray, fov: np.ndarray, meta: dict[str, Any]) -> Sample:
+    """A photograph on its original grid: image black outside the FOV, vessels inside it, ROI = FOV.
+
+    Published vessel metrics (DRIVE: 565 x 584) are computed on this grid, inside the FOV.
+    """
+    fov = np.asarray(fov, dtype=bool)
+    vessels = np.asarray(vessels, dtype=bool) & fov
+    label = np.stack([~vessels, vessels]).astype(np.float32)
+    image = (np.asarray(image, dtype=np.float32) * fov).astype(np.float32)
+    return Sample(id=case_id, image=image, label=label, roi=fov, meta=meta)
+
+
+def square_sample(native: Sample, size: int, mode: str = SQUARE_FIT) -> Sample:
+    """The square :class:`msaug.Sample` at ``size`` of a native one (see :func:`native_sample`).
 
     Non-square photographs (DRIVE is 565 x 584, HRF 3504 x 2336) are padded with black to a
-    square around their centre before resizing, so the FOV stays round and nothing is cut.
+    square around their centre (:class:`msaug.resize.SquareGeometry`, the geometry segmenters
+    use to score on the original grid), then resized: nothing is cut and the FOV stays round.
+    The image is blackened outside the resized FOV, as the photographs are.
     """
-    image, vessels, fov = _pad_square(image), _pad_square(vessels[None])[0], _pad_square(fov[None])[0]
-    vessels = vessels & fov
-    label = np.stack([~vessels, vessels]).astype(np.float32)
-    image_t = resize_image(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)), size)
-    label_t = resize_label(torch.from_numpy(label), size, "index")
-    roi = resize_label(torch.from_numpy(np.stack([~fov, fov]).astype(np.float32)), size, "index")[1] > 0.5
-    image_t = image_t * roi.float()  # black outside the FOV, as the photographs are
-    return Sample(id=case_id, image=image_t.numpy(), label=label_t.numpy(), roi=roi.numpy(), meta=meta)
+    assert native.image is not None and native.roi is not None
+    h, w = native.label.shape[-2:]
+    geometry = SquareGeometry(int(h), int(w), mode)  # type: ignore[arg-type]
+    image = resize_image(geometry.to_square(torch.from_numpy(native.image)), size)
+    label = resize_label(square_label(geometry, torch.from_numpy(native.label), "index"), size, "index")
+    fov = torch.from_numpy(native.roi)
+    roi = resize_label(square_label(geometry, torch.stack([~fov, fov]).float(), "index"), size, "index")[1] > 0.5
+    image = image * roi.float()
+    return Sample(id=native.id, image=image.numpy(), label=label.numpy(), roi=roi.numpy(), meta=dict(native.meta))
 
 
-def _pad_square(array: np.ndarray) -> np.ndarray:
-    """Pad ``[C, H, W]`` with zeros (False) to ``[C, S, S]``, ``S = max(H, W)``, centred."""
-    _, h, w = array.shape
-    side = max(h, w)
-    if h == w:
-        return array
-    top, left = (side - h) // 2, (side - w) // 2
-    out = np.zeros((array.shape[0], side, side), dtype=array.dtype)
-    out[:, top : top + h, left : left + w] = array
-    return out
+def make_sample(case_id: str, image: np.ndarray, vessels: np.ndarray, fov: np.ndarray, size: int, meta: dict[str, Any]) -> Sample:
+    """A square :class:`msaug.Sample` at ``size`` from a photograph of any shape (:func:`square_sample` of :func:`native_sample`)."""
+    return square_sample(native_sample(case_id, image, vessels, fov, meta), size)
