@@ -27,6 +27,11 @@ def _data_options(f: Any) -> Any:
         click.option("--count", type=click.IntRange(min=1), default=None, help="Phantoms: cases to make; real data: use at most this many."),
         click.option("--test-share", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True, help="Share of cases held out for testing."),
         click.option("--data-seed", type=int, default=0, show_default=True, help="Phantom seed and split shuffle seed."),
+        click.option("--split-by", type=click.Choice(["shuffle", "official"]), default="shuffle", show_default=True,
+                     help="official: the dataset's published split (DRIVE: training 21-40 / test 01-20); --test-share is then unused."),
+        click.option("--group-by", default=None, metavar="TABLE.csv:COLUMN|REGEX",
+                     help="Keep groups (patients) whole in the shuffle split, as data.split.group_by."),
+        click.option("--classes", default=None, help="folder dataset: comma-separated class names, background first."),
         click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Dataset option (repeatable)."),
     ]
     for option in reversed(options):
@@ -67,24 +72,35 @@ def _window_options(f: Any) -> Any:
 
 
 def load_real_split(data_name: str, root: Path | None, size: int, count: int | None, test_share: float, data_seed: int,
-                    options: tuple[str, ...]) -> tuple[Any, Any]:
+                    options: tuple[str, ...], split_by: str = "shuffle", group_by: str | None = None,
+                    classes: str | None = None) -> tuple[Any, Any]:
     """``(train, test)`` views of a registered dataset, split as a pipeline's ``data.split`` would.
 
     The views read cases on access and keep the dataset's native samples, so segmenters can be
     trained and scored at the original resolution.
     """
-    from msaug.data import DataConfig, SplitConfig, load_dataset, split_indices
+    from pydantic import ValidationError
+
+    from msaug.data import DataConfig, SplitConfig, load_dataset, split_dataset
     from msaug.pipeline.config import parse_set
     from msaug.sample import SubsetDataset
 
+    try:
+        split = (SplitConfig(by="official") if split_by == "official"
+                 else SplitConfig(train=1.0 - test_share, test=test_share, seed=data_seed, group_by=group_by))
+    except ValidationError as exc:
+        raise ConfigError(f"--group-by {group_by!r}: {exc.errors()[0]['msg']}") from None
     config = DataConfig(
-        dataset=data_name, root=root, size=size, count=count, seed=data_seed,
-        split=SplitConfig(train=1.0 - test_share, test=test_share, seed=data_seed),
+        dataset=data_name, root=root, size=size, count=count, seed=data_seed, split=split,
+        classes=[c.strip() for c in classes.split(",")] if classes else None,
         options=dict(parse_set(o) for o in options),
     )
     dataset = load_dataset(config)
-    indices = split_indices(len(dataset), config.split)
-    return SubsetDataset(dataset, indices["train"]), SubsetDataset(dataset, indices["test"])
+    check = getattr(dataset, "check", None)
+    if callable(check):
+        check()
+    chosen = split_dataset(dataset, config)
+    return SubsetDataset(dataset, chosen.train), SubsetDataset(dataset, chosen.test)
 
 
 def _device(name: str) -> Any:
@@ -151,7 +167,7 @@ def segment_list(as_json: bool) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def segment_train(data_name: str, root: Path | None, size: int, count: int | None, test_share: float, data_seed: int,
-                  options: tuple[str, ...], protocol: str, synthetic: Path | None, arch: str, encoder: str, weights: Path | None,
+                  split_by: str, group_by: str | None, classes: str | None, options: tuple[str, ...], protocol: str, synthetic: Path | None, arch: str, encoder: str, weights: Path | None,
                   steps: int, batch_size: int, lr: float, seg_size: int | str | None, patch: int | None,
                   window_overlap: float | None, metrics_at: str, mix_ratio: float, qc_min_dice: float | None,
                   seed: int, out: Path, device: str, quiet: bool) -> None:
@@ -161,7 +177,7 @@ def segment_train(data_name: str, root: Path | None, size: int, count: int | Non
 
     if protocol != "real" and synthetic is None:
         raise ConfigError(f"--protocol {protocol} needs --synthetic SYNTH_DIR (a synthetic dataset folder)")
-    train, test = load_real_split(data_name, root, size, count, test_share, data_seed, options)
+    train, test = load_real_split(data_name, root, size, count, test_share, data_seed, options, split_by, group_by, classes)
     synth = open_synthetic(synthetic, train.spec) if synthetic is not None else None
     window = {} if window_overlap is None else {"window_overlap": window_overlap}
     config = EvaluateConfig(
@@ -200,7 +216,7 @@ def open_synthetic(path: Path, spec: Any = None) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def segment_eval(checkpoint: Path, data_name: str, root: Path | None, size: int, count: int | None, test_share: float,
-                 data_seed: int, options: tuple[str, ...], split: str, patch: int | None, window_overlap: float | None,
+                 data_seed: int, split_by: str, group_by: str | None, classes: str | None, options: tuple[str, ...], split: str, patch: int | None, window_overlap: float | None,
                  metrics_at: str, as_json: bool, device: str) -> None:
     """Evaluate a trained segmenter on a real dataset split (metrics inside the ROI).
 
@@ -217,7 +233,7 @@ def segment_eval(checkpoint: Path, data_name: str, root: Path | None, size: int,
     if patch is not None or window_overlap is not None:
         segmenter.info = replace(segmenter.info, patch=patch if patch is not None else segmenter.info.patch,
                                  window_overlap=window_overlap if window_overlap is not None else segmenter.info.window_overlap)
-    train, test = load_real_split(data_name, root, size, count, test_share, data_seed, options)
+    train, test = load_real_split(data_name, root, size, count, test_share, data_seed, options, split_by, group_by, classes)
     if (tuple(train.spec.classes), train.spec.encoding) != (segmenter.info.classes, segmenter.info.encoding):
         raise ConfigError(
             f"{checkpoint}: the segmenter predicts {list(segmenter.info.classes)} ({segmenter.info.encoding}), "

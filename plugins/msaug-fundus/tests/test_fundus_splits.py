@@ -90,3 +90,31 @@ def test_real_drive_official_split_is_exactly_the_published_20_20(real_data, tmp
     test = [ds.cases[i].id for i in prepared.split.test]
     assert train == [f"drive-training-{k}" for k in range(21, 41)]
     assert test == [f"drive-test-{k:02d}" for k in range(1, 21)]
+
+
+@pytest.mark.slow
+def test_segment_train_takes_the_official_split(tmp_path):
+    """``msaug segment train --split-by official`` tests on DRIVE's test photographs, not a share of all of them."""
+    root = tmp_path / "DRIVE"
+    write_drive(root)
+    common = ["--data", "fundus.drive", "--root", str(root), "--size", "32"]
+    result = CliRunner().invoke(cli, ["segment", "train", *common, "--split-by", "official", "--encoder", "tu-resnet10t",
+                                      "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "seg"), "--quiet",
+                                      "--device", "cpu"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    pairs = json.loads((tmp_path / "seg" / "evaluation.json").read_text())["pairs"]
+    assert pairs["test"] == 2 and pairs["train"] + pairs["validation"] == 2
+    shuffled = CliRunner().invoke(cli, ["segment", "train", *common, "--test-share", "0.25", "--encoder", "tu-resnet10t",
+                                        "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "seg2"), "--quiet",
+                                        "--device", "cpu"], catch_exceptions=False)
+    assert shuffled.exit_code == 0, shuffled.output
+    assert json.loads((tmp_path / "seg2" / "evaluation.json").read_text())["pairs"]["test"] == 1
+
+
+def test_segment_train_rejects_a_group_pattern_without_a_group(tmp_path):
+    root = tmp_path / "DRIVE"
+    write_drive(root)
+    result = CliRunner().invoke(cli, ["segment", "train", "--data", "fundus.drive", "--root", str(root), "--group-by", "drive",
+                                      "--out", str(tmp_path / "seg")])
+    assert result.exit_code == 2
+    assert "--group-by 'drive'" in result.output and "a regex needs a group" in result.output
