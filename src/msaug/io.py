@@ -13,7 +13,7 @@ import json
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -179,20 +179,22 @@ def read_image(path: str | os.PathLike[str], channels: int | None = None) -> np.
     return arr.astype(np.float32)
 
 
-def read_label_array(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a label-map file as an integer ``[H, W]`` array (palette indices kept as indices)."""
-    path = Path(path)
+def _decode_label_file(path: Path, decode: Callable[[PILImage.Image], np.ndarray]) -> np.ndarray:
+    """Open a label file and ``decode`` it; a missing or unreadable file is a DataError naming it."""
     try:
         with PILImage.open(path) as img:
             img.load()
-            if img.mode in ("RGB", "RGBA", "LA"):
-                arr = np.asarray(img.convert("L"))
-            else:
-                arr = np.asarray(img)
+            return decode(img)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: cannot read label map ({exc})") from None
+
+
+def read_label_array(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a label-map file as an integer ``[H, W]`` array (palette indices kept as indices)."""
+    path = Path(path)
+    arr = _decode_label_file(path, lambda img: np.asarray(img.convert("L") if img.mode in ("RGB", "RGBA", "LA") else img))
     if arr.ndim != 2:
         raise DataError(f"{path}: a label map must have one channel, found shape {arr.shape}")
     return arr.astype(np.int64)
@@ -206,21 +208,13 @@ def read_label_raw(path: str | os.PathLike[str], colours: bool = False) -> np.nd
     file as RGB (palette files by their palette colours); alpha is dropped.
     """
     path = Path(path)
-    try:
-        with PILImage.open(path) as img:
-            img.load()
-            if colours:
-                arr = np.asarray(img.convert("RGB"))
-            elif img.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "PA"):
-                arr = np.asarray(img.convert("RGB"))
-            elif img.mode == "LA":
-                arr = np.asarray(img.convert("L"))
-            else:
-                arr = np.asarray(img)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read label map ({exc})") from None
+
+    def decode(img: PILImage.Image) -> np.ndarray:
+        if colours or img.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "PA"):
+            return np.asarray(img.convert("RGB"))
+        return np.asarray(img.convert("L") if img.mode == "LA" else img)
+
+    arr = _decode_label_file(path, decode)
     if arr.ndim not in (2, 3):
         raise DataError(f"{path}: a label map must be a 2-D grey, palette or RGB image, found shape {arr.shape}")
     return arr
