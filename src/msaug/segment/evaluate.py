@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from msaug.data import sample_ids
 from msaug.errors import ConfigError, DataError
 from msaug.io import read_json, write_json
 from msaug.pipeline.schema import EvaluateConfig, SegmenterConfig
@@ -216,7 +217,7 @@ def evaluate_pipeline(
     train_t = square_tensors(train, size, what="real training split")
     fit_idx, val_idx = validation_split(len(train_t), seed=seed)
     fit_t, val_t = train_t.subset(fit_idx), (train_t.subset(val_idx) if val_idx else None)
-    test_ids = [str(test[i].id) for i in range(len(test))]
+    test_ids = sample_ids(test)  # from the dataset's id list where it has one: no file is read for it
     score = test_scorer(config.metrics_at, test, size)
     synth_all, quality_size = None, spec.size
     if synthetic is not None and has_synthetic:  # kept at the size it was generated at

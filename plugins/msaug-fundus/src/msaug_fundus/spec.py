@@ -76,7 +76,3 @@ def square_sample(native: Sample, size: int, mode: str = SQUARE_FIT) -> Sample:
     image = image * roi.float()
     return Sample(id=native.id, image=image.numpy(), label=label.numpy(), roi=roi.numpy(), meta=dict(native.meta))
 
-
-def make_sample(case_id: str, image: np.ndarray, vessels: np.ndarray, fov: np.ndarray, size: int, meta: dict[str, Any]) -> Sample:
-    """A square :class:`msaug.Sample` at ``size`` from a photograph of any shape (:func:`square_sample` of :func:`native_sample`)."""
-    return square_sample(native_sample(case_id, image, vessels, fov, meta), size)
