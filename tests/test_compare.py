@@ -60,7 +60,7 @@ def test_resolve_arm_errors(tmp_path):
 
 def test_verdict_spread_rule():
     def arm(d, sd, t):
-        return {"quality": {"synth": {"dice": {"mean": d, "std": sd}}}, "cost": {"flops_per_pair": t, "train_seconds": {"mean": t, "std": 0.0}}}
+        return {"quality": {"synth": {"dice": {"mean": d, "std": sd, "n": 3}}}, "cost": {"flops_per_pair": t, "train_seconds": {"mean": t, "std": 0.0}}}
 
     v = verdict({"a": arm(0.8, 0.01, 10.0), "b": arm(0.7, 0.02, 5.0)})
     assert v["quality"]["winner"] == "a" and v["quality"]["beyond_spread"]
@@ -79,6 +79,23 @@ def test_verdict_spread_rule():
     v = verdict(capped)
     assert v["cost"]["fastest_training"] == "a" and v["cost"]["training_gap_seconds"] > 0.6
     assert not v["cost"]["training_beyond_spread"] and "training time equal" in v["line"]
+
+
+def test_verdict_calls_no_winner_from_one_seed_and_says_whether_pairs_help():
+    def arm(real, mix, sd, n):
+        q = {"real": {"dice": {"mean": real, "std": sd, "n": n}}, "mix": {"dice": {"mean": mix, "std": sd, "n": n}}}
+        return {"quality": q, "cost": {"flops_per_pair": 1.0, "train_seconds": {"mean": 10.0, "std": 0.0}}}
+
+    v = verdict({"multi": arm(0.77, 0.80, 0.0, 1), "single": arm(0.77, 0.70, 0.0, 1)}, "mix")
+    assert not v["quality"]["beyond_spread"] and v["quality"]["seeds"] == 1
+    assert "multi is ahead by 0.100, but 1 seed gives no spread: no winner is called (use --seeds 2 or more)" in v["line"]
+    assert "multi: best synthetic protocol mix +0.030 Dice vs real (one seed: no spread)" in v["line"]
+    v = verdict({"multi": arm(0.77, 0.80, 0.005, 3), "single": arm(0.77, 0.70, 0.005, 3)}, "mix")
+    assert v["quality"]["beyond_spread"] and "multi wins by 0.100 (beyond the seed spread)" in v["line"]
+    assert v["versus_real"]["multi"]["call"] == "helps, beyond the seed spread"
+    assert v["versus_real"]["single"]["call"] == "hurts, beyond the seed spread"
+    v = verdict({"multi": arm(0.77, 0.775, 0.01, 3), "single": arm(0.77, 0.76, 0.01, 3)}, "mix")
+    assert v["versus_real"]["multi"]["call"] == "within the seed spread of 0.020"
 
 
 @pytest.mark.slow
@@ -103,6 +120,9 @@ def test_compare_two_arms_end_to_end(tmp_path, shapes_dir):
     # the real baseline is the same data and segmenter for both arms of a seed
     runs = [json.loads((out / arm / "seed-0.json").read_text()) for arm in ("two-step", "one-step")]
     assert runs[0]["evaluation"]["pairs"] == runs[1]["evaluation"]["pairs"]
+    real = [r["evaluation"]["protocols"]["real"] for r in runs]  # trained once per seed, reused by the second arm
+    assert "reused_from" not in real[0] and real[1]["reused_from"] == str((out / "two-step/seed-0/evaluation/real").resolve())
+    assert real[0]["metrics"] == real[1]["metrics"]
     for name in ("report.md", "dice.png", "cost.png", "samples.png"):
         assert (out / name).is_file(), name
     assert "**Verdict:**" in (out / "report.md").read_text()

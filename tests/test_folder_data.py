@@ -435,3 +435,43 @@ def test_cxr_lungs_patient_grouped_split_has_no_patient_in_both_halves(real_data
     train, test = {patient[ids[i]] for i in split.train}, {patient[ids[i]] for i in split.test}
     assert train.isdisjoint(test) and len(train | test) == 181
     assert len(split.train) + len(split.test) == 288 and abs(len(split.test) - 0.2 * 288) <= 3
+
+
+def test_split_fraction_keeps_a_seeded_subset_of_the_training_cases(tmp_path):
+    from msaug.data import Split, train_fraction
+
+    full = Split(list(range(20)), [20, 21, 22, 23])
+    tenth = train_fraction(full, 0.1, seed=0)
+    assert len(tenth.train) == 2 and set(tenth.train) <= set(full.train) and tenth.test == full.test
+    assert tenth == train_fraction(full, 0.1, seed=0) and tenth.train != train_fraction(full, 0.1, seed=1).train
+    assert tenth.fraction == 0.1 and "(0.1 of the training cases)" in tenth.describe()
+    assert train_fraction(full, 0.01, seed=0).train.__len__() == 1  # never empty
+    assert train_fraction(full, 1.0, seed=0) is full
+    # whole groups: 4 patients of 2, 3, 1 and 4 cases; 30 % of 10 cases is 3 cases of whole patients
+    groups = ["a", "a", "b", "b", "b", "c", "d", "d", "d", "d", "e", "e"]
+    grouped = Split(list(range(10)), [10, 11], "shuffle", groups)
+    for seed in range(5):
+        part = train_fraction(grouped, 0.3, seed)
+        kept = set(part.groups_in(part.train))
+        assert all(i in part.train for i in range(10) if groups[i] in kept), "a kept patient is kept whole"
+        assert abs(len(part.train) - 3) <= 1 and "e" not in kept
+
+
+def test_split_fraction_applies_to_grouped_folders_and_split_json_records_it(tmp_path):
+    stems = [f"p{p}_{v}" for p in range(8) for v in range(p % 3 + 1)]
+    root = write_binary_folder(tmp_path / "data", stems=stems)
+    write_cases(root, [(s, s.split("_")[0]) for s in stems])
+    base = {"train": 0.7, "test": 0.3, "seed": 3, "group_by": "cases.csv:patientid"}
+    full = prepare(pipeline(tmp_path, {"classes": ["background", "lesion"], "split": base}), profile="none").split
+    path = pipeline(tmp_path, {"classes": ["background", "lesion"], "split": {**base, "fraction": 0.5}})
+    prepared = prepare(path, profile="none")
+    half = prepared.split
+    assert half.test == full.test and set(half.train) < set(full.train)
+    assert abs(len(half.train) - len(full.train) / 2) <= 2
+    state = RunState(tmp_path / "run", torch.device("cpu"))
+    (tmp_path / "run").mkdir()
+    split_data(prepared, state)
+    record = json.loads((tmp_path / "run/split.json").read_text())
+    assert record["fraction"] == 0.5 and len(record["train"]) == len(half.train)
+    result = check(pipeline(tmp_path, {"classes": ["background", "lesion"], "split": {**base, "fraction": 0}}))
+    assert result.exit_code == 2 and "data.split.fraction" in error_of(result)

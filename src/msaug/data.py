@@ -70,6 +70,9 @@ class SplitConfig(Strict):
     group_by: str | None = Field(
         None, description="keep groups whole: TABLE.csv:COLUMN (a table in data.root, first column = sample id) or a regex on the sample id whose first group is the group"
     )
+    fraction: float = Field(
+        1.0, gt=0, le=1, description="share of the training cases used (0.1: the low-data experiment); a seeded subset, whole groups with group_by; any split form"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -153,6 +156,7 @@ class Split:
     test: list[int]
     by: str = "shuffle"
     groups: list[str] | None = None
+    fraction: float = 1.0
 
     def groups_in(self, indices: list[int]) -> list[str]:
         """The distinct groups of cases ``indices`` (empty without ``group_by``)."""
@@ -160,6 +164,8 @@ class Split:
 
     def describe(self) -> str:
         text = f"{len(self.train)} train / {len(self.test)} test cases"
+        if self.fraction < 1.0:
+            text += f" ({self.fraction:g} of the training cases)"
         if self.by == "official":
             return text + " (the official split)"
         if self.groups is not None:
@@ -183,16 +189,44 @@ def split_dataset(dataset: Dataset, config: DataConfig) -> Split:
     split = config.split
     n = len(dataset)
     if split.by == "official":
-        return _official(dataset, config)
-    if split.group_by is None:
+        chosen = _official(dataset, config)
+    elif split.group_by is None:
         indices = split_indices(n, split)
-        return Split(indices["train"], indices["test"])
-    ids = sample_ids(dataset)
-    table = split.table_column()
-    groups = _groups_from_table(ids, config, *table) if table else _groups_from_pattern(ids, split.group_by)
-    per_case = [groups[i] for i in ids]
-    train, test = _grouped_indices(per_case, split)
-    return Split(train, test, "shuffle", per_case)
+        chosen = Split(indices["train"], indices["test"])
+    else:
+        ids = sample_ids(dataset)
+        table = split.table_column()
+        groups = _groups_from_table(ids, config, *table) if table else _groups_from_pattern(ids, split.group_by)
+        per_case = [groups[i] for i in ids]
+        train, test = _grouped_indices(per_case, split)
+        chosen = Split(train, test, "shuffle", per_case)
+    return train_fraction(chosen, split.fraction, split.seed)
+
+
+def train_fraction(split: Split, fraction: float, seed: int) -> Split:
+    """Keep a seeded ``fraction`` of ``split``'s training cases (at least one); the test cases stay.
+
+    With groups the subset is of whole groups, the share of cases as close to ``fraction`` as
+    whole groups allow. The subset does not depend on how the test cases were chosen beyond
+    the training list itself, so 10 % of an official split is always drawn from its training half.
+    """
+    if fraction >= 1.0:
+        return split
+    rng = np.random.default_rng([seed, 0x5EED])  # its own stream: the split's shuffle stays as it was
+    target = max(1.0, len(split.train) * fraction)
+    if split.groups is None:
+        keep = rng.permutation(len(split.train))[: max(1, int(round(target)))]
+        train = sorted(split.train[k] for k in keep)
+    else:
+        names = split.groups_in(split.train)
+        members = {g: [i for i in split.train if split.groups[i] == g] for g in names}
+        order = [names[k] for k in rng.permutation(len(names))]
+        train = list(members[order[0]])
+        for g in order[1:]:  # shuffled groups, each taken when it brings the case count closer to the target
+            if abs(len(train) + len(members[g]) - target) < abs(len(train) - target) - 1e-9:
+                train += members[g]
+        train = sorted(train)
+    return Split(train, split.test, split.by, split.groups, fraction)
 
 
 def _official(dataset: Dataset, config: DataConfig) -> Split:

@@ -48,6 +48,26 @@ def test_all_protocols_run_report_and_resume(tmp_path, toy):
     assert again["protocols"]["mix"] == result["protocols"]["mix"]
 
 
+def test_reuse_real_copies_a_matching_reference_and_retrains_otherwise(tmp_path, toy):
+    train, test, synthetic = toy(6, 32, seed=0), toy(2, 32, seed=1), toy(4, 32, seed=2)
+    config = EvaluateConfig(segmenter=TINY, protocols=["real", "mix"])
+    first = evaluate_pipeline(config, train.spec, train, test, synthetic, tmp_path / "a", torch.device("cpu"), seed=3, show_progress=False)
+    stamp = (tmp_path / "a/real/checkpoint/segmenter.safetensors").read_bytes()
+    reuse = EvaluateConfig(segmenter=TINY, protocols=["real", "mix"], reuse_real=tmp_path / "a")
+    second = evaluate_pipeline(reuse, train.spec, train, test, synthetic, tmp_path / "b", torch.device("cpu"), seed=3, show_progress=False)
+    assert (tmp_path / "b/real/checkpoint/segmenter.safetensors").read_bytes() == stamp  # copied, not retrained
+    assert second["protocols"]["real"]["metrics"] == first["protocols"]["real"]["metrics"]
+    assert second["protocols"]["real"]["reused_from"] == str((tmp_path / "a/real").resolve())
+    assert "reused_from" not in first["protocols"]["real"]
+    assert second["qc"]["scores"] == first["qc"]["scores"]  # the same reference scores the pairs
+    # another seed is another key: trained here, and the other run's folder is untouched
+    third = evaluate_pipeline(reuse, train.spec, train, test, synthetic, tmp_path / "c", torch.device("cpu"), seed=4, show_progress=False)
+    assert "reused_from" not in third["protocols"]["real"]
+    assert (tmp_path / "a/real/checkpoint/segmenter.safetensors").read_bytes() == stamp
+    with pytest.raises(ValueError, match="is not a folder"):
+        EvaluateConfig(segmenter=TINY, reuse_real=tmp_path / "missing")
+
+
 def test_protocols_needing_synthetic_data_say_so(tmp_path, toy):
     train, test = toy(4, 32, seed=0), toy(2, 32, seed=1)
     config = EvaluateConfig(segmenter=TINY, protocols=["real", "synth"])

@@ -118,3 +118,13 @@ def test_segment_train_rejects_a_group_pattern_without_a_group(tmp_path):
                                       "--out", str(tmp_path / "seg")])
     assert result.exit_code == 2
     assert "--group-by 'drive'" in result.output and "a regex needs a group" in result.output
+
+
+def test_drive_official_split_with_a_fraction_draws_from_the_training_half(tmp_path):
+    write_drive(tmp_path / "DRIVE")
+    config = DataConfig(dataset="fundus.drive", root=tmp_path / "DRIVE", size=20, split={"by": "official", "fraction": 0.5, "seed": 1})
+    dataset = load_dataset(config)
+    split = split_dataset(dataset, config)
+    ids = [dataset[i].id for i in range(len(dataset))]
+    assert len(split.train) == 1 and ids[split.train[0]] in ("drive-training-21", "drive-training-22")
+    assert [ids[i] for i in split.test] == ["drive-test-01", "drive-test-02"]

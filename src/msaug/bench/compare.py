@@ -199,6 +199,27 @@ def summarize_arm(records: list[dict[str, Any]], protocols: list[str]) -> dict[s
     return out
 
 
+MIN_SEEDS = 2
+"""Below this many seeds there is no seed spread, and the verdict calls no winner."""
+
+
+def against_real(arm: dict[str, Any], seeds: int) -> dict[str, Any] | None:
+    """The arm's best synthetic protocol against ``real`` (the question users ask: do the pairs help?)."""
+    real = arm["quality"].get("real", {}).get("dice", {})
+    others = [(p, q["dice"]) for p, q in arm["quality"].items() if p != "real" and q["dice"].get("mean") is not None]
+    if real.get("mean") is None or not others:
+        return None
+    protocol, best = max(others, key=lambda x: x[1]["mean"])
+    gap, spread = best["mean"] - real["mean"], best["std"] + real["std"]
+    if seeds < MIN_SEEDS:
+        call = "one seed: no spread"
+    elif abs(gap) <= spread:
+        call = f"within the seed spread of {spread:.3f}"
+    else:
+        call = ("helps" if gap > 0 else "hurts") + ", beyond the seed spread"
+    return {"protocol": protocol, "gap": gap, "spread": spread, "call": call}
+
+
 TRAINING_TIME_TOLERANCE = 0.02
 """Training times closer than this fraction of the faster arm's count as equal in the verdict."""
 
@@ -219,10 +240,13 @@ def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict
 
     out: dict[str, Any] = {"headline_protocol": headline}
     q = ranked(lambda s: s["quality"].get(headline, {}).get("dice", {"mean": None}), True)
+    seeds = min((stat["n"] for _, stat in q), default=0)
     if len(q) >= 2:
         (best, b), (second, c) = q[0], q[1]
         gap = b["mean"] - c["mean"]
-        out["quality"] = {"winner": best, "runner_up": second, "gap": gap, "spread": b["std"] + c["std"], "beyond_spread": gap > b["std"] + c["std"]}
+        out["quality"] = {"winner": best, "runner_up": second, "gap": gap, "spread": b["std"] + c["std"],
+                          "beyond_spread": seeds >= MIN_SEEDS and gap > b["std"] + c["std"], "seeds": seeds}
+    out["versus_real"] = {arm: against_real(s, seeds) for arm, s in summary.items() if against_real(s, seeds)}
     cost = sorted(((arm, s["cost"]["flops_per_pair"]) for arm, s in summary.items()), key=lambda x: x[1])
     time_rank = ranked(lambda s: s["cost"]["train_seconds"], False)
     if len(cost) >= 2:
@@ -236,8 +260,14 @@ def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict
     parts = []
     if "quality" in out:
         v = out["quality"]
-        parts.append(f"quality ({headline} Dice): {v['winner']} wins by {v['gap']:.3f} "
-                     + ("(beyond the seed spread)" if v["beyond_spread"] else f"(within the seed spread of {v['spread']:.3f})"))
+        if v["seeds"] < MIN_SEEDS:
+            parts.append(f"quality ({headline} Dice): {v['winner']} is ahead by {v['gap']:.3f}, but {v['seeds']} seed "
+                         f"gives no spread: no winner is called (use --seeds {MIN_SEEDS} or more)")
+        else:
+            parts.append(f"quality ({headline} Dice): {v['winner']} wins by {v['gap']:.3f} "
+                         + ("(beyond the seed spread)" if v["beyond_spread"] else f"(within the seed spread of {v['spread']:.3f})"))
+    for arm, r in out["versus_real"].items():
+        parts.append(f"{arm}: best synthetic protocol {r['protocol']} {r['gap']:+.3f} Dice vs real ({r['call']})")
     if "cost" in out:
         c = out["cost"]
         training = ""
@@ -278,16 +308,20 @@ def compare(options: CompareOptions, console: Console | None = None) -> dict[str
     budgets: dict[str, Any] = {}
     protocols_set = "evaluate.protocols=[" + ",".join(options.protocols) + "]"
     for seed in range(options.seeds):
+        first_run: Path | None = None  # its real-trained segmenter is reused by the other arms when the key matches
         for arm, path in paths.items():
             name = names[arm]
             base = prepare(path, profile, options.sets)
-            train_share = base.config.data.split.train * options.train_fraction
             common = [*options.sets, f"seed={seed}", f"generate.seed={seed}", f"data.split.seed={seed}",
-                      f"data.split.train={train_share:.6f}", protocols_set]
+                      f"data.split.fraction={options.train_fraction:g}", protocols_set]
             if base.config.evaluate is None:
                 raise ConfigError(f"{path}: an arm needs an evaluate block (the same segmenter for every arm)")
             extra, budgets[name] = budget_sets(base, budget)
             run_dir = out / name / f"seed-{seed}"
+            if first_run is None:
+                first_run = run_dir
+            elif (first_run / "evaluation").is_dir():
+                extra = [*extra, f"evaluate.reuse_real={first_run.resolve()}"]
             record_file = out / name / f"seed-{seed}.json"
             if record_file.is_file():
                 records[name].append(read_json(record_file))
@@ -368,7 +402,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"- domain: {result['domain']}; profile: {result['profile']}; seeds: {result['seeds']}; train fraction: {result['train_fraction']}",
         f"- arms: " + "; ".join(f"{a} = `{p}`" for a, p in result["arms"].items()),
         f"- training budget per arm: {budget}",
-        "- every arm: the same real split per seed, the same segmenter and segmenter budget",
+        "- every arm: the same real split per seed, the same segmenter and segmenter budget; the real-trained segmenter "
+        "is trained once per seed and reused by the other arms where its key (cases, settings, seed) matches",
         *sorted({f"- segmentation metrics computed at: {result['summary'][a]['resolution']}" for a in arms
                  if result["summary"][a].get("resolution")}),
         "",

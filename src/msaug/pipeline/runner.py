@@ -332,6 +332,7 @@ def split_data(prepared: Prepared, state: RunState) -> None:
             "dataset": config.data.dataset,
             "by": split.by,
             "seed": config.data.split.seed,
+            "fraction": split.fraction,
             "train": [ids[i] for i in split.train],
             "test": [ids[i] for i in split.test],
         }

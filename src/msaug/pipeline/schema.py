@@ -84,11 +84,23 @@ class EvaluateConfig(Strict):
     )
     mix_ratio: float = Field(0.5, ge=0, le=1, description="mix protocol: share of synthetic pairs in each batch")
     qc_min_dice: float | None = Field(None, ge=0, le=1, description="drop generated pairs whose QC Dice is below this")
+    reuse_real: Path | None = Field(
+        None,
+        description="another run's folder (or its evaluation/ folder): its real-protocol segmenter is copied and reused "
+        "when it was trained on the same cases with the same segmenter settings and seed (checked by a key), else trained here",
+    )
     metrics_at: Literal["native", "segmenter"] = Field(
         "native",
         description="where test metrics are computed: native (each test image's original grid, inside its ROI; "
         "datasets without one are native at data.size) or segmenter (the square at the segmenter's size)",
     )
+
+    @field_validator("reuse_real")
+    @classmethod
+    def _reuse_real(cls, v: Path | None) -> Path | None:
+        if v is not None and not Path(v).is_dir():
+            raise ValueError(f"{v} is not a folder; give another run's folder (or its evaluation/ folder)")
+        return v
 
 
 class PipelineConfig(Strict):

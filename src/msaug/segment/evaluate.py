@@ -103,9 +103,12 @@ def _train_or_resume(
     train: dict[str, Any],
     score: Callable[[Segmenter], dict[str, Any]],
     device: torch.device,
+    reuse: Path | None = None,
 ) -> tuple[Segmenter, dict[str, Any]]:
     folder = out_dir / protocol
     saved = folder / RESULT_FILE
+    if reuse is not None and not saved.is_file():
+        _copy_matching(reuse, folder, key)
     if saved.is_file() and (folder / CHECKPOINT_DIR).is_dir():
         previous = read_json(saved)
         if previous.get("key") == key:
@@ -121,6 +124,41 @@ def _train_or_resume(
         segmenter.save(folder / CHECKPOINT_DIR)
         write_json(saved, {"key": key, "result": result})
     return segmenter, result
+
+
+def reused_folder(reuse: Path, protocol: str) -> Path:
+    """``evaluate.reuse_real`` names a run folder or its ``evaluation/`` folder; the protocol's folder in it."""
+    reuse = Path(reuse)
+    if not reuse.is_dir():
+        raise ConfigError(f"evaluate.reuse_real: {reuse} is not a folder (give another run's folder or its evaluation/ folder)")
+    base = reuse / "evaluation" if (reuse / "evaluation").is_dir() else reuse
+    return base / protocol
+
+
+def _copy_matching(reuse: Path, folder: Path, key: str) -> bool:
+    """Copy ``reuse``'s protocol folder into ``folder`` when its key is ``key``; False (and a log line) when not."""
+    import shutil
+
+    source = reused_folder(reuse, folder.name)
+    saved = source / RESULT_FILE
+    if not (saved.is_file() and (source / CHECKPOINT_DIR).is_dir()):
+        log.info("evaluate: %s has no finished %s protocol to reuse; training it", source, folder.name)
+        return False
+    record = read_json(saved)
+    if record.get("key") != key:
+        log.info("evaluate: %s was trained on other cases or settings; training %s here", source, folder.name)
+        return False
+    if distributed.is_main():
+        staging = folder.with_name(f".{folder.name}.reused.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(source / CHECKPOINT_DIR, staging / CHECKPOINT_DIR)
+        record["result"]["reused_from"] = str(source.resolve())
+        write_json(staging / RESULT_FILE, record)
+        shutil.rmtree(folder, ignore_errors=True)  # an unfinished protocol folder of this run (no result.json)
+        staging.rename(folder)
+    distributed.barrier()
+    log.info("evaluate: reusing the %s segmenter of %s (same cases, settings and seed)", folder.name, source)
+    return True
 
 
 def segmenter_size(seg: SegmenterConfig, spec: DataSpec, train: Dataset) -> int:
@@ -249,7 +287,8 @@ def evaluate_pipeline(
             key_parts += [synth_used.ids, config.mix_ratio if protocol == "mix" else None]
         train_args = {"info": info, "real": fit_t, "val": val_t, "synthetic": synth_used, "settings": settings,
                       "mix_ratio": config.mix_ratio, "weights": weights}
-        segmenter, result["protocols"][protocol] = _train_or_resume(protocol, out_dir, _key(*key_parts), train_args, score, device)
+        reuse = config.reuse_real if protocol == "real" else None
+        segmenter, result["protocols"][protocol] = _train_or_resume(protocol, out_dir, _key(*key_parts), train_args, score, device, reuse)
         if protocol == "real":
             reference = segmenter
             if synth_all is not None:
