@@ -173,11 +173,11 @@ def test_verify_lists_every_problem(tmp_path, shapes_dir):
     PILImage.fromarray(np.full((32, 32), 5, np.uint8)).save(shapes_dir / "labels/case001.png")
     (shapes_dir / "images/case006.png").write_bytes(b"nonsense")
     report = verify_target(str(shapes_dir), classes=["background", "disc", "square"])
-    assert not report.ok and report.checked == 6
+    assert not report.ok and report.checked == 8  # every item counts, the unreadable ones too
     assert any("case001.png: label value 5" in p for p in report.problems)
     assert any("case006.png: cannot read image" in p for p in report.problems)
     result = CliRunner().invoke(cli, ["data", "verify", str(shapes_dir), "--classes", "background,disc,square"])
-    assert result.exit_code == 1 and "2 problems in 6 items" in " ".join(result.stdout.split())
+    assert result.exit_code == 1 and "2 problems in 8 items" in " ".join(result.stdout.split())
 
 
 def test_verify_run_detects_tampering(classic_yaml, tmp_path):

@@ -6,6 +6,7 @@ import errno
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from msaug import __version__
-from msaug.errors import MsaugError
+from msaug.errors import MsaugError, MsaugWarning
 
 console = Console(stderr=True)
 #: write failures a user can fix (disk full, read-only or forbidden folder)
@@ -67,6 +68,21 @@ def _internal_error(ctx: click.Context, exc: Exception) -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def cli(debug: bool) -> None:
     """msaug: multi-stage generative augmentation for medical image segmentation."""
+    warnings.showwarning = _show_warning
+
+
+_PYTHON_SHOW_WARNING = warnings.showwarning
+_SHOWN_WARNINGS: set[str] = set()
+
+
+def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    """msaug's own warnings (lossy label formats, ...) as one ``warning:`` line each, once; others as Python shows them."""
+    if not issubclass(category, MsaugWarning):
+        _PYTHON_SHOW_WARNING(message, category, filename, lineno, file, line)
+        return
+    if str(message) not in _SHOWN_WARNINGS:
+        _SHOWN_WARNINGS.add(str(message))
+        console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def _failures_note(registries: Any) -> None:
@@ -248,24 +264,25 @@ def data() -> None:
 @click.option("--channels", type=int, default=None, help="Plain folder: image channels.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Dataset option (repeatable).")
 def data_verify(target: str, root: str | None, size: int | None, classes: str | None, encoding: str | None, channels: int | None, options: tuple[str, ...]) -> None:
-    """Check a dataset, a pipeline's data, a synthetic folder or a run folder.
+    """Check a dataset, a pipeline's data, a synthetic folder, an nnU-Net folder or a run folder.
 
-    TARGET is a run folder, a synthetic/ folder, a pipeline YAML, a plain images/+labels/
-    folder (with --classes), or a registered dataset name (with --root).
+    TARGET is a run folder, a synthetic/ folder, an nnU-Net raw dataset folder, a pipeline
+    YAML, a plain images/+labels/ folder (with --classes), or a registered dataset name
+    (with --root). Every problem is listed; exit 1 when there is any.
     """
-    from msaug.pipeline.config import parse_set
-    from msaug.verify import verify_target
+    from msaug.verify import parse_options, verify_target
 
-    opts = dict(parse_set(o) for o in options)
-    report = verify_target(target, root, size, opts, classes.split(",") if classes else None, encoding, channels)
+    report = verify_target(target, root, size, parse_options(options), classes.split(",") if classes is not None else None, encoding, channels)
     for problem in report.problems[:50]:
-        out_console.print(f"[red]✗[/] {escape(problem)}", highlight=False)
+        out_console.print(f"[red]✗[/] {escape(problem)}", highlight=False, soft_wrap=True)
     if len(report.problems) > 50:
         out_console.print(f"... and {len(report.problems) - 50} more problems")
+    for warning in report.warnings:
+        out_console.print(f"[yellow]![/] {escape(warning)}", highlight=False, soft_wrap=True)
     if report.ok:
-        out_console.print(f"[green]ok[/]: {report.kind} {report.target}: {report.checked} items checked, no problems", highlight=False)
+        out_console.print(f"[green]ok[/]: {escape(report.summary())}", highlight=False, soft_wrap=True)
     else:
-        out_console.print(f"[red]failed[/]: {report.kind} {report.target}: {len(report.problems)} problems in {report.checked} items", highlight=False)
+        out_console.print(f"[red]failed[/]: {escape(report.summary())}", highlight=False, soft_wrap=True)
         raise SystemExit(1)
 
 

@@ -17,6 +17,13 @@ class MsaugError(Exception):
     exit_code = 2
 
 
+class MsaugWarning(UserWarning):
+    """Something a user should know that does not stop the command (a lossy label format, ...).
+
+    The CLI prints each as one ``warning:`` line; Python callers get it through :mod:`warnings`.
+    """
+
+
 class ConfigError(MsaugError):
     """A pipeline YAML, a ``--set`` override or stage params are invalid."""
 

@@ -16,14 +16,17 @@ when it loads it.
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from msaug.errors import ConfigError, DataError
+from msaug.errors import ConfigError, DataError, MsaugWarning
 
 _COLOUR = re.compile(r"#([0-9a-fA-F]{6})")
 #: the largest grey value a label file can hold (16-bit PNG/TIFF)
@@ -176,3 +179,43 @@ def distinct(values: np.ndarray) -> list[int]:
     if values.size and values.dtype.kind in "ub" and values.dtype.itemsize <= 2:
         return np.flatnonzero(np.bincount(values.ravel().astype(np.int64))).tolist()
     return np.unique(values).tolist()
+
+
+#: label file formats whose compression changes pixel values
+LOSSY_LABEL_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
+
+
+class LossyLabelWarning(MsaugWarning):
+    """Label maps stored in a lossy format (JPEG): values may have changed without any invalid one showing."""
+
+
+def lossy_label_message(paths: Iterable[str | os.PathLike[str]]) -> str | None:
+    """One message naming the label files kept in a lossy format (per folder), or None when there are none.
+
+    JPEG blurs class boundaries and can erase a small class altogether while every stored
+    value stays a valid class, so no value check can find the damage: the format itself is
+    the warning sign. Every reader of label files (the folder dataset, ``msaug data verify``)
+    asks here, so they warn alike.
+    """
+    by_folder: dict[Path, list[Path]] = {}
+    for path in map(Path, paths):
+        if path.suffix.lower() in LOSSY_LABEL_SUFFIXES:
+            by_folder.setdefault(path.parent, []).append(path)
+    if not by_folder:
+        return None
+    parts = []
+    for folder, files in sorted(by_folder.items()):
+        names = sorted(p.name for p in files)
+        shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        parts.append(f"{folder}: {len(names)} label map{'s' if len(names) > 1 else ''} stored as JPEG ({shown})")
+    return (
+        "; ".join(parts) + ". JPEG compression changes pixel values: class boundaries blur and small classes can vanish "
+        "while every value stays valid, so no check can see it; save label maps losslessly (PNG, TIFF)"
+    )
+
+
+def warn_lossy_labels(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """Issue a :class:`LossyLabelWarning` when any of ``paths`` is in a lossy format (see :func:`lossy_label_message`)."""
+    message = lossy_label_message(paths)
+    if message:
+        warnings.warn(message, LossyLabelWarning, stacklevel=2)

@@ -2,19 +2,60 @@
 
 In the spirit of nnU-Net's dataset verification: every file readable, image and label
 sizes matching, label values inside the declared classes, images and labels paired by
-stem, and (for msaug's own output) every file matching the sha256 in its manifest.
-Problems are collected, not raised one at a time, so a user sees all of them at once.
+stem, no file left over that the dataset does not use, and (for msaug's own output) every
+file matching the sha256 in its manifest. Problems are collected, not raised one at a
+time, so a user sees all of them at once; a problem makes the check fail. Warnings (a
+lossy label format, a file the loader ignores) are listed too but do not fail it.
+
+What cannot be verified at all (no such path, an option that does not apply, a folder
+of no known layout) is a :class:`~msaug.errors.MsaugError`; the messages name the CLI
+options (``--size``, ``--option``, ...).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from msaug.errors import MsaugError
+from msaug.errors import ConfigError, DataError, MsaugError, MsaugWarning, UnknownNameError, did_you_mean
+
+T = TypeVar("T")
+
+#: the fields nnU-Net v2 requires in a raw dataset's dataset.json
+NNUNET_FIELDS = ("channel_names", "labels", "numTraining", "file_ending")
+#: an nnU-Net image file name without its ending: CASE_XXXX, XXXX the channel
+_NNUNET_IMAGE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+#: what each layout is called in messages
+KINDS = {
+    "run": "a run folder",
+    "synthetic": "a synthetic folder",
+    "nnunet": "an nnU-Net folder",
+    "pipeline": "a pipeline YAML (its data block says what to load)",
+    "folder": "a plain folder",
+    "dataset": "a registered dataset",
+}
+#: the options of ``msaug data verify``, the layouts each applies to, and the DataConfig field each sets
+OPTIONS = {
+    "--root": (("dataset",), "root"),
+    "--size": (("dataset", "folder"), "size"),
+    "--option": (("dataset",), "options"),
+    "--classes": (("folder",), "classes"),
+    "--encoding": (("folder",), "encoding"),
+    "--channels": (("folder",), "channels"),
+}
+TARGETS = (
+    "TARGET is a run folder, a synthetic/ folder, an nnU-Net raw dataset folder, a pipeline YAML, "
+    "a plain images/+labels/ folder (with --classes) or a registered dataset name (msaug datasets list)"
+)
 
 
 @dataclass
@@ -23,10 +64,44 @@ class VerifyReport:
     kind: str
     checked: int = 0
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def attempt(self, check: Callable[..., T], *args: Any) -> T | None:
+        """Run one check; an error it raises becomes a problem line and the result None."""
+        try:
+            return check(*args)
+        except MsaugError as exc:
+            self.problems.append(str(exc))
+            return None
+
+    def warn(self, message: str | None) -> None:
+        if message and message not in self.warnings:
+            self.warnings.append(message)
+
+    def summary(self) -> str:
+        """The closing line: what was checked and how it went."""
+        note = f" ({len(self.warnings)} warning{'s' if len(self.warnings) > 1 else ''})" if self.warnings else ""
+        if self.ok:
+            return f"{self.kind} {self.target}: {self.checked} items checked, no problems{note}"
+        count = len(self.problems)
+        return f"{self.kind} {self.target}: {count} problem{'s' if count > 1 else ''} in {self.checked} items{note}"
+
+
+@contextlib.contextmanager
+def _collected_warnings(report: VerifyReport) -> Iterator[None]:
+    """msaug's warnings (lossy label formats, ...) raised while loading become report warnings; others pass on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MsaugWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, MsaugWarning):
+            report.warn(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _check_sample_arrays(sample: Any, encoding: str, classes: int, where: str) -> list[str]:
@@ -47,37 +122,212 @@ def _check_sample_arrays(sample: Any, encoding: str, classes: int, where: str) -
     return problems
 
 
-def verify_dataset(dataset: Any, target: str, kind: str = "dataset") -> VerifyReport:
-    """Load every sample and check it; each failure becomes one problem line."""
-    report = VerifyReport(target, kind)
+def _check_samples(dataset: Any, report: VerifyReport, load: Callable[[int], Any] | None = None) -> None:
+    """Load every sample (as training would, or with ``load``) and check its arrays; each item counts, readable or not."""
     spec = dataset.spec
+    ids = getattr(dataset, "ids", None)
     for i in range(len(dataset)):
-        where = f"sample {i}"
-        try:
-            sample = dataset[i]
-            where = f"sample {i} ({sample.id})"
-        except MsaugError as exc:
-            report.problems.append(str(exc))
-            continue
         report.checked += 1
-        report.problems += _check_sample_arrays(sample, spec.encoding, len(spec.classes), where)
+        sample = report.attempt(load or dataset.__getitem__, i)
+        if sample is not None:
+            where = f"sample {i} ({ids[i] if ids is not None else sample.id})"
+            report.problems += _check_sample_arrays(sample, spec.encoding, len(spec.classes), where)
+
+
+def verify_dataset(config: Any, target: str, kind: str = "dataset") -> VerifyReport:
+    """Build the dataset ``config`` names, load every sample and check it; each failure becomes one problem line."""
+    from msaug.data import load_dataset
+
+    report = VerifyReport(target, kind)
+    with _collected_warnings(report):
+        _check_samples(load_dataset(config), report)
     return report
 
 
-def verify_synthetic(root: Path) -> VerifyReport:
-    from msaug.io import sha256_file
-    from msaug.synthetic import SyntheticDataset
+def _listing(folder: Path, report: VerifyReport, ignored: str) -> dict[str, Path]:
+    """The image files of ``folder`` by stem; a second file of a stem is a problem, anything else a warning.
 
-    ds = SyntheticDataset(root)
-    report = verify_dataset(ds, str(root), "synthetic dataset")
-    for e in ds.entries:
-        for key in ("image", "label"):
-            path = root / e[key]
-            if path.is_file() and sha256_file(path) != e.get("sha256", {}).get(key):
-                report.problems.append(f"{path}: sha256 does not match manifest.jsonl")
-    indices = [e["index"] for e in ds.entries]
-    if len(set(indices)) != len(indices):
-        report.problems.append(f"{root / 'manifest.jsonl'}: duplicate indices")
+    ``ignored`` ends the warning for a file that is no image (``"the folder dataset ignores it"``).
+    Hidden files (temporary files of a running writer, ``.DS_Store``) are left alone.
+    """
+    from msaug.builtin.datasets import IMAGE_SUFFIXES
+
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir() or path.suffix.lower() not in IMAGE_SUFFIXES:
+            report.warn(f"{path}: {'a folder' if path.is_dir() else 'not an image file'}; {ignored}")
+        elif path.stem in files:
+            report.problems.append(f"{path}: a second file with the stem {path.stem!r} ({files[path.stem].name}); stems must be unique")
+        else:
+            files[path.stem] = path
+    return files
+
+
+def verify_folder(config: Any, target: str, resized: bool = True) -> VerifyReport:
+    """A folder dataset (``images/`` + ``labels/``), file by file, then every sample loaded as training would.
+
+    ``resized=False`` loads each sample at its own size instead of ``config.size`` (no
+    size was asked for: the files are checked, not a pipeline's view of them).
+
+    Reported: images without a label and labels without an image, a stem used twice,
+    unreadable files, label values outside the declared classes, image/label size mismatches;
+    files that are no images and lossy label formats are warnings.
+    """
+    from msaug.builtin.datasets import FolderDataset, scan_image, scan_label
+    from msaug.data import load_dataset
+    from msaug.label_values import LabelValues, lossy_label_message
+
+    report = VerifyReport(target, "folder dataset")
+    values = LabelValues.from_config(config.classes, config.encoding or "index", config.label_values)
+    root = Path(config.root)
+    label_dir, image_dir = root / "labels", root / "images"
+    if not label_dir.is_dir():
+        raise DataError(f"{root}: no labels/ folder; the folder dataset expects {root}/labels (and {root}/images)")
+    ignored = "the folder dataset ignores it"
+    labels = _listing(label_dir, report, ignored)
+    images = _listing(image_dir, report, ignored) if image_dir.is_dir() else None
+    if not labels:
+        raise DataError(f"{label_dir}: no label files")
+    report.warn(lossy_label_message(labels.values()))
+    for stem in sorted(set(images or ()) - set(labels)):
+        report.problems.append(f"{images[stem]}: image without a label (no labels/{stem}.*)")  # type: ignore[index]
+    stems = sorted(labels)[: config.count] if config.count else sorted(labels)
+    for stem in stems:
+        report.checked += 1
+        label_path = labels[stem]
+        scan = report.attempt(scan_label, label_path, values.colours)
+        if scan is not None:
+            report.attempt(values.check, scan.values, scan.kind, str(label_path))
+        if images is None:
+            continue
+        if stem not in images:
+            report.problems.append(f"{label_path}: label without an image (no images/{stem}.*)")
+            continue
+        image_hw = report.attempt(scan_image, images[stem])
+        if scan is not None and image_hw is not None:
+            report.attempt(FolderDataset._same_size, images[stem], image_hw, label_path, scan.shape)
+    if report.ok:  # every file is sound: now load each sample as a pipeline would
+        checked = report.checked
+        with _collected_warnings(report):
+            dataset = load_dataset(config)
+            _check_samples(dataset, report, None if resized else dataset.native)
+        report.checked = checked
+    return report
+
+
+# --- synthetic folders --------------------------------------------------------------------------
+
+
+def _synthetic_description(root: Path) -> tuple[list[str], str, int]:
+    """``(classes, encoding, channels)`` from a synthetic folder's dataset.json."""
+    from msaug.io import read_json
+    from msaug.synthetic import DESCRIPTION
+
+    path = root / DESCRIPTION
+    description = read_json(path)
+    try:
+        classes, encoding, channels = list(description["classes"]), str(description["encoding"]), int(description["channels"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: missing or invalid field ({exc}); msaug's synthetic dataset.json holds classes, encoding and channels") from None
+    if encoding not in ("index", "multilabel") or not classes:
+        raise DataError(f"{path}: encoding {encoding!r} with classes {classes}: expected index or multilabel and at least one class")
+    return classes, encoding, channels
+
+
+def _manifest_entry(line: str) -> dict[str, Any]:
+    """One manifest line as an entry; a ValueError saying what is wrong with it."""
+    entry = json.loads(line)
+    if not isinstance(entry, dict):
+        raise ValueError("not a JSON object")
+    missing = [key for key in ("index", "image", "label") if key not in entry]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    index = entry["index"]
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise ValueError(f"index {index!r} is not a pair number")
+    if not (isinstance(entry["image"], str) and isinstance(entry["label"], str)):
+        raise ValueError("image and label must be paths")
+    return entry
+
+
+def _manifest_lines(path: Path, report: VerifyReport) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, entry)`` for each valid line of a manifest; each other line is one problem (and one item)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the manifest ({exc})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        report.checked += 1
+        where = f"{path}:{number}"
+        try:
+            yield where, _manifest_entry(line)
+        except ValueError as exc:
+            report.problems.append(f"{where}: not a valid manifest line ({exc})")
+
+
+def _inside(root: Path, relative: str) -> Path | None:
+    """``root / relative`` normalised, or None when it points outside ``root``."""
+    path = Path(os.path.normpath(root / relative))
+    return path if path.resolve().is_relative_to(root.resolve()) else None
+
+
+def verify_synthetic(root: Path) -> VerifyReport:
+    """A synthetic folder: every manifest line, every listed file (sha256, contents), and no file left unlisted."""
+    from msaug.io import read_image, read_label_array, sha256_file
+    from msaug.sample import Sample
+    from msaug.synthetic import DESCRIPTION, MANIFEST, SHARD_MANIFESTS, array_to_label
+
+    report = VerifyReport(str(root), "synthetic dataset")
+    classes, encoding, channels = _synthetic_description(root)
+    manifests = [root / MANIFEST, *sorted(root.glob(SHARD_MANIFESTS))]
+    if not manifests[0].is_file():
+        raise DataError(f"{manifests[0]}: manifest not found; is {root} a synthetic dataset folder?")
+
+    def read_pair(image: Path, label: Path, index: int) -> Sample:
+        array = read_label_array(label)
+        return Sample(f"synthetic-{index:06d}", read_image(image, channels=channels), array_to_label(array, len(classes), encoding, str(label)).numpy())
+
+    listed: set[Path] = set()
+    first_seen: dict[int, str] = {}
+    for manifest in manifests:
+        if manifest.name != MANIFEST:
+            report.problems.append(f"{manifest}: generation is not finished: this shard's pairs are not merged into {MANIFEST} (finish every shard)")
+        for where, entry in _manifest_lines(manifest, report):
+            index = entry["index"]
+            if index in first_seen:
+                report.problems.append(f"{where}: pair {index} is listed twice (first at {first_seen[index]})")
+            first_seen.setdefault(index, where)
+            files: dict[str, Path] = {}
+            for key in ("image", "label"):
+                path = _inside(root, entry[key])
+                if path is None:
+                    report.problems.append(f"{where}: {key} path {entry[key]!r} is outside {root}")
+                elif not path.is_file():
+                    report.problems.append(f"{path}: listed in {where} but missing")
+                    listed.add(path)
+                else:
+                    listed.add(path)
+                    files[key] = path
+                    if sha256_file(path) != (entry.get("sha256") or {}).get(key):
+                        report.problems.append(f"{path}: sha256 does not match {manifest.name}")
+            if len(files) == 2:
+                sample = report.attempt(read_pair, files["image"], files["label"], index)
+                if sample is not None:
+                    report.problems += _check_sample_arrays(sample, encoding, len(classes), f"{where} (pair {index})")
+    for folder in ("images", "labels"):
+        if not (root / folder).is_dir():
+            continue
+        for path in _listing(root / folder, report, "not part of the synthetic dataset").values():
+            if path not in listed:
+                report.problems.append(f"{path}: not listed in {MANIFEST} (an orphan pair file)")
+    known = {DESCRIPTION, MANIFEST, "images", "labels"}
+    for path in sorted(root.iterdir()):
+        if path.name not in known and not path.name.startswith(".") and path not in manifests:
+            report.warn(f"{path}: not part of the synthetic dataset")
     return report
 
 
@@ -87,38 +337,245 @@ def verify_run(root: Path) -> VerifyReport:
     report = verify_synthetic(root / "synthetic") if (root / "synthetic" / "dataset.json").is_file() else VerifyReport(str(root), "run")
     report.kind, report.target = "run folder", str(root)
     for info_path in sorted((root / "stages").glob("*/stage.json")):
-        try:
-            info = read_json(info_path)
-        except MsaugError as exc:
-            report.problems.append(str(exc))
+        report.checked += 1
+        info = report.attempt(read_json, info_path)
+        if info is None:
             continue
         weights = info_path.parent / "stage.safetensors"
         if info.get("complete") and (not weights.is_file() or sha256_file(weights) != info.get("sha256")):
             report.problems.append(f"{weights}: missing or sha256 does not match stage.json")
-        report.checked += 1
     return report
+
+
+# --- nnU-Net raw datasets -----------------------------------------------------------------------
+
+
+def _nnunet_label_values(labels: Any, where: Path, report: VerifyReport, regions_order: Any) -> set[int] | None:
+    """The label values dataset.json declares (regions: every value of every region), or None when unusable."""
+    if isinstance(labels, dict) and labels and all(str(k).isdigit() and isinstance(v, str) for k, v in labels.items()):
+        labels = {name: int(value) for value, name in labels.items()}  # nnU-Net v1: {"0": "background", ...}
+    if not isinstance(labels, dict) or not labels:
+        report.problems.append(f"{where}: labels must map class names to values, e.g. {{\"background\": 0, \"liver\": 1}}")
+        return None
+    values: set[int] = set()
+    for name, value in labels.items():
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items):
+            report.problems.append(f"{where}: labels[{name!r}] = {value!r} is not a label value (an integer, or a list of them for a region)")
+            return None
+        values.update(items)
+    if labels.get("background") != 0:
+        report.problems.append(f"{where}: labels must declare background as 0")
+    if sorted(values) != list(range(len(values))):
+        report.problems.append(f"{where}: label values must be consecutive from 0, got {sorted(values)}")
+    regions = any(isinstance(v, list) for v in labels.values())
+    if regions and (not isinstance(regions_order, list) or len(regions_order) != len(labels) - 1):
+        report.problems.append(f"{where}: region-based labels need regions_class_order with one entry per region ({len(labels) - 1})")
+    return values
+
+
+def _nnunet_files(folder: Path, ending: str, report: VerifyReport) -> list[Path]:
+    """The files of ``folder`` with nnU-Net's ``file_ending``; anything else there is a warning (nnU-Net ignores it)."""
+    if not folder.is_dir():
+        report.problems.append(f"{folder}: missing (nnU-Net keeps the training cases in imagesTr/ and labelsTr/)")
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_file() and path.name.endswith(ending) and len(path.name) > len(ending):
+            found.append(path)
+        else:
+            report.warn(f"{path}: {'a folder' if path.is_dir() else f'not a {ending} file'}; nnU-Net ignores it")
+    return found
+
+
+def verify_nnunet(root: Path) -> VerifyReport:
+    """An nnU-Net v2 raw dataset: dataset.json, imagesTr/{case}_{XXXX}{ending}, labelsTr/{case}{ending}.
+
+    As nnU-Net's own ``verify_dataset_integrity``: the required fields, a label file for
+    every image and every channel's image for every label, numTraining, label values among
+    the declared ones, image and label of one size; files are read where msaug can read
+    the format (2-D images; an RGB file holds channels R, G, B).
+    """
+    from msaug.builtin.datasets import IMAGE_SUFFIXES, FolderDataset
+    from msaug.io import read_image, read_json, read_label_array
+    from msaug.label_values import distinct, lossy_label_message
+
+    report = VerifyReport(str(root), "nnU-Net dataset")
+    meta_path = root / "dataset.json"
+    meta = read_json(meta_path)
+    if not isinstance(meta, dict):
+        raise DataError(f"{meta_path}: not a JSON object; nnU-Net's dataset.json holds {', '.join(NNUNET_FIELDS)}")
+    channel_names = meta.get("channel_names", meta.get("modality"))  # modality: nnU-Net v1's name, which v2 still reads
+    missing = [key for key in NNUNET_FIELDS if (channel_names if key == "channel_names" else meta.get(key)) is None]
+    if missing:
+        report.problems.append(f"{meta_path}: missing {', '.join(missing)} (nnU-Net v2 needs channel_names, labels, numTraining and file_ending)")
+        return report
+    ending = meta["file_ending"]
+    if not isinstance(ending, str) or not ending.startswith("."):
+        report.problems.append(f"{meta_path}: file_ending {ending!r} is not a file ending like '.png' or '.nii.gz'")
+        return report
+    if not isinstance(channel_names, dict) or sorted(map(str, channel_names)) != [str(c) for c in range(len(channel_names))] or not channel_names:
+        report.problems.append(f"{meta_path}: channel_names must map channel numbers from 0 to names, e.g. {{\"0\": \"CT\"}}; got {channel_names!r}")
+        return report
+    n_channels = len(channel_names)
+    declared = _nnunet_label_values(meta["labels"], meta_path, report, meta.get("regions_class_order"))
+    if not re.fullmatch(r"Dataset\d{3}_[A-Za-z0-9_-]+", root.name):
+        report.warn(f"{root}: nnU-Net finds raw datasets by folder name DatasetXXX_NAME (e.g. Dataset001_{root.name}); rename it before planning")
+    readable = ending.lower() in IMAGE_SUFFIXES
+    if not readable:
+        report.warn(f"{meta_path}: file_ending {ending!r}: msaug reads 2-D image files only; names and counts are checked, contents not")
+
+    labels = {path.name[: -len(ending)]: path for path in _nnunet_files(root / "labelsTr", ending, report)}
+    report.warn(lossy_label_message(labels.values()))
+    images: dict[str, dict[int, Path]] = {}
+    for path in _nnunet_files(root / "imagesTr", ending, report):
+        m = _NNUNET_IMAGE.match(path.name[: -len(ending)])
+        if m is None:
+            report.problems.append(f"{path}: not named CASE_XXXX{ending} (XXXX: the channel, 0000 for the first)")
+        else:
+            images.setdefault(m["case"], {})[int(m["channel"])] = path
+    for case in sorted(set(images) - set(labels)):
+        for path in images[case].values():
+            report.problems.append(f"{path}: image without a label (no labelsTr/{case}{ending})")
+    if meta["numTraining"] != len(labels):
+        report.problems.append(f"{meta_path}: numTraining is {meta['numTraining']!r} but labelsTr holds {len(labels)} cases")
+
+    for case, label_path in sorted(labels.items()):
+        report.checked += 1
+        files = images.get(case, {})
+        arrays = {c: report.attempt(read_image, path) for c, path in sorted(files.items())} if readable else {}
+        first, needed = arrays.get(0), n_channels
+        if first is not None and first.shape[0] == n_channels:
+            needed = 1  # one RGB file holds channels R, G, B
+        elif readable and 0 in files and first is None:
+            needed = min(n_channels, max(files) + 1)  # the first file is unreadable (reported): its channel count is unknown
+        for c in range(needed):
+            if c not in files:
+                report.problems.append(f"{root / 'imagesTr'}/{case}_{c:04d}{ending}: missing (labelsTr/{label_path.name} needs {n_channels} channel{'s' if n_channels > 1 else ''})")
+        for c in sorted(set(files) - set(range(needed))):
+            report.problems.append(f"{files[c]}: channel {c} is not in dataset.json's channel_names ({n_channels} channel{'s' if n_channels > 1 else ''})")
+        if not readable:
+            continue
+        label = report.attempt(read_label_array, label_path)
+        if label is None:
+            continue
+        bad = sorted(set(distinct(label)) - declared) if declared is not None else []
+        if bad:
+            shown = ", ".join(map(str, bad[:5])) + (" ..." if len(bad) > 5 else "")
+            said = f"label value {shown} is" if len(bad) == 1 else f"label values {shown} are"
+            report.problems.append(f"{label_path}: {said} not in dataset.json's labels (valid: {', '.join(map(str, sorted(declared or ())))})")
+        for c, array in arrays.items():
+            if array is not None:
+                report.attempt(FolderDataset._same_size, files[c], array.shape[1:], label_path, label.shape)
+    return report
+
+
+# --- what TARGET is -----------------------------------------------------------------------------
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` pairs as a dict; each value is read as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE, e.g. --option annotator=2 (msaug datasets list names each dataset's options)")
+        try:
+            options[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            options[key.strip()] = raw
+    return options
+
+
+def _data_config(**fields: Any) -> Any:
+    """The :class:`~msaug.data.DataConfig` for the given fields; an invalid value is a ConfigError naming its option."""
+    from pydantic import ValidationError
+
+    from msaug.data import DataConfig
+
+    try:
+        return DataConfig(**fields)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_option_problem(err) for err in exc.errors())) from None
+
+
+def _option_problem(err: Any) -> str:
+    from msaug.data import DataConfig
+
+    name = str(err["loc"][0]) if err["loc"] else ""
+    option = next((o for o, (_, f) in OPTIONS.items() if f == name), name)
+    meta = DataConfig.model_fields[name].metadata if name in DataConfig.model_fields else []
+    low = next((m.ge for m in meta if hasattr(m, "ge")), None)
+    high = next((m.le for m in meta if hasattr(m, "le")), None)
+    valid = f" (valid: {low}..{high})" if low is not None and high is not None else ""
+    bound = {"greater_than_equal": f"must be at least {low}", "less_than_equal": f"must be at most {high}"}.get(err["type"], err["msg"])
+    return f"{option} {err.get('input')!r}: {bound}{valid}"
+
+
+def target_kind(target: str) -> str:
+    """Which layout ``target`` is: run, nnunet, synthetic, pipeline, folder or dataset; a MsaugError when none."""
+    from msaug.plugins import get_registries
+
+    path = Path(target).expanduser()
+    if path.is_dir():
+        if (path / "pipeline.resolved.yaml").is_file():
+            return "run"
+        if (path / "imagesTr").is_dir() or (path / "labelsTr").is_dir():
+            return "nnunet"
+        if (path / "dataset.json").is_file():
+            return "synthetic"
+        if (path / "labels").is_dir():
+            return "folder"
+        raise DataError(
+            f"{path}: no layout msaug knows: no pipeline.resolved.yaml (a run folder), dataset.json (a synthetic folder), "
+            "imagesTr/ or labelsTr/ (nnU-Net) or labels/ (a plain folder)"
+        )
+    if path.is_file():
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return "pipeline"
+        raise DataError(f"{path}: a file, but not a pipeline YAML (.yaml, .yml); {TARGETS}")
+    names = get_registries().datasets
+    if target in names:
+        return "dataset"
+    if os.sep in target or "/" in target or target.startswith((".", "~")) or path.suffix.lower() in (".yaml", ".yml"):
+        raise DataError(f"{target}: no such file or folder")
+    raise UnknownNameError(f"{target!r} is neither a file or folder nor a registered dataset name.{did_you_mean(target, names)}")
 
 
 def verify_target(target: str, root: str | None = None, size: int | None = None, options: dict[str, Any] | None = None,
                   classes: list[str] | None = None, encoding: str | None = None, channels: int | None = None) -> VerifyReport:
-    """Verify a run folder, a synthetic folder, a pipeline YAML's data, or a registered dataset."""
-    from msaug.data import DataConfig, load_dataset
-
-    path = Path(target)
-    if path.is_dir() and (path / "pipeline.resolved.yaml").is_file():
+    """Verify a run folder, a synthetic folder, an nnU-Net folder, a pipeline YAML's data, a plain folder or a registered dataset."""
+    kind = target_kind(target)
+    given = {"--root": root, "--size": size, "--option": options or None, "--classes": classes, "--encoding": encoding, "--channels": channels}
+    for option, value in given.items():
+        if value is not None and kind not in OPTIONS[option][0]:
+            applies = " or ".join(KINDS[k] for k in OPTIONS[option][0])
+            raise ConfigError(f"{option} does not apply to {KINDS[kind]} ({target}); it is for {applies}")
+    path = Path(target).expanduser()
+    if kind == "run":
         return verify_run(path)
-    if path.is_dir() and (path / "dataset.json").is_file():
+    if kind == "nnunet":
+        return verify_nnunet(path)
+    if kind == "synthetic":
         return verify_synthetic(path)
-    if path.is_file() and path.suffix in (".yaml", ".yml"):
+    if kind == "pipeline":
         from msaug.pipeline.config import load_pipeline
 
         data = load_pipeline(path, profile="none").config.data
-        return verify_dataset(load_dataset(data), f"{target} (data: {data.dataset})")
-    if path.is_dir():
-        if not classes:
-            raise MsaugError(f"{target}: a plain folder needs --classes (and --encoding for multilabel) to be verified")
-        config = DataConfig(dataset="folder", root=path, size=size or 256, classes=classes, encoding=encoding, channels=channels)
-        return verify_dataset(load_dataset(config), str(path), "folder dataset")
-    config = DataConfig(dataset=target, root=Path(root) if root else None, size=size or 256, options=options or {})
-    return verify_dataset(load_dataset(config), target)
-
+        if data.dataset == "folder":
+            return verify_folder(data, f"{target} (data: {data.root})")
+        return verify_dataset(data, f"{target} (data: {data.dataset})")
+    if kind == "folder":
+        if not classes or any(not c.strip() for c in classes):
+            raise ConfigError(f"{target}: a plain folder needs --classes with one name per class, e.g. --classes background,lesion (and --encoding for multilabel)")
+        config = _data_config(dataset="folder", root=path, size=256 if size is None else size, classes=[c.strip() for c in classes],
+                              encoding=encoding, channels=channels)
+        return verify_folder(config, str(path), resized=size is not None)
+    if target == "folder":
+        raise ConfigError("the folder dataset is verified by its path: msaug data verify DIR --classes background,... (DIR holds labels/ and images/)")
+    config = _data_config(dataset=target, root=Path(root).expanduser() if root else None, size=256 if size is None else size, options=options or {})
+    return verify_dataset(config, target)

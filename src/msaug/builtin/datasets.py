@@ -14,7 +14,7 @@ from msaug.data import DataConfig
 from msaug.errors import ConfigError, DataError
 from msaug.hookspecs import hookimpl
 from msaug.io import read_image, read_label_raw
-from msaug.label_values import LabelValues, distinct, stored_values
+from msaug.label_values import LabelValues, distinct, stored_values, warn_lossy_labels
 from msaug.plugins import DatasetRegistry
 from msaug.resize import SquareFit, SquareGeometry, resize_image, resize_label, square_label
 from msaug.sample import DataSpec, Sample
@@ -118,6 +118,7 @@ class FolderDataset:
         self.images = _files_by_stem(image_dir) if image_dir.is_dir() else None
         if not self.labels:
             raise DataError(f"{label_dir}: no label files ({', '.join(IMAGE_SUFFIXES)})")
+        warn_lossy_labels(self.labels.values())
         if self.images is not None:
             missing = sorted(set(self.labels) - set(self.images))
             extra = sorted(set(self.images) - set(self.labels))
