@@ -196,6 +196,9 @@ def summarize_arm(records: list[dict[str, Any]], protocols: list[str]) -> dict[s
     for key, value in realism.items():
         if isinstance(value, (int, float)) and not key.endswith("_std"):  # KID's own std is not a figure
             out["realism"][f"image_{key}"] = _stat([_dig(r, "evaluation", "image_realism", key) for r in records])
+    from msaug.segment.stage_probe import summarize_stage_tables
+
+    out["stages"] = summarize_stage_tables([_dig(r, "evaluation", "stages") for r in records])
     return out
 
 
@@ -419,5 +422,10 @@ def render_markdown(result: dict[str, Any]) -> str:
         "![samples](samples.png)",
         "",
     ]
+    from msaug.segment.stage_probe import format_stage_summary
+
+    staged = [a for a in arms if result["summary"][a].get("stages")]
+    lines += ["## Stages measured on held-out real cases", ""] if staged else []
+    lines += [format_stage_summary(result["summary"][a]["stages"], a) for a in staged]
     return "\n".join(lines)
 

@@ -212,6 +212,12 @@ def run_evaluation(prepared: Prepared, state: RunState, synthetic: Any, console:
 
         by_id = {s.id: int(s.meta["index"]) for s in synthetic_at_size.samples}
         annotate_manifest(state.out / "synthetic", {by_id[i]: d for i, d in scores.items() if i in by_id})
+    from msaug.segment.stage_probe import measure_stages
+
+    result["stages"] = measure_stages(prepared, state, state.out / "evaluation")  # reports its own errors; never raises
+    link = result["stages"].get("weak_link")
+    if link:
+        console.print(f"[bold]Stages[/] on held-out real cases: weak link is stage {link['stage']} {link['use']} (share of reference {link['share']:.2f})")
     return result
 
 
@@ -268,4 +274,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(format_markdown(evaluation))
         except ImportError:
             lines.append("```\n" + json.dumps(evaluation, indent=2) + "\n```")
+        if evaluation.get("stages"):
+            from msaug.segment.stage_probe import format_stage_table
+
+            lines.append(format_stage_table(evaluation["stages"]))
     return "\n".join(lines) + "\n"
