@@ -76,6 +76,7 @@ def test_disk_full_keeps_finished_pairs_and_resume_completes(classic_yaml, tmp_p
     result = CliRunner().invoke(cli, ["pipeline", "run", str(classic_yaml), "--out", str(out), "--quiet"])
     assert result.exit_code == 2
     assert "No space left on device" in result.stderr and "rerun with --resume" in result.stderr
+    assert f"cannot write {out / 'synthetic'}/" in " ".join(result.stderr.split())  # the file that could not be written
     assert "Traceback" not in result.output
     assert no_temp_files(out)
     partial = pngs(out / "synthetic")
@@ -256,3 +257,44 @@ def test_resume_removes_only_the_temp_files_of_dead_writers(tmp_path):
         fh.write(b"1")
     assert len(names) == 1 and f".{host}~{os.getpid()}." in names[0]
     assert (tmp_path / "x.bin").read_bytes() == b"1"
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
+    from msaug.io import atomic_write
+
+    old = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "new.json", "{}")
+        plain = tmp_path / "plain.json"
+        plain.write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == mode == plain.stat().st_mode & 0o777
+
+
+def test_atomic_overwrite_keeps_the_files_mode(tmp_path):
+    from msaug.io import atomic_write
+
+    users = tmp_path / "shared.json"
+    users.write_text("{}")
+    users.chmod(0o644)
+    old = os.umask(0o077)
+    try:
+        atomic_write(users, '{"new": 1}')
+    finally:
+        os.umask(old)
+    assert users.stat().st_mode & 0o777 == 0o644 and users.read_text() == '{"new": 1}'
+
+
+def test_a_failed_atomic_write_names_the_file(tmp_path, monkeypatch):
+    from msaug.io import atomic_write
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as info:
+        atomic_write(tmp_path / "sub" / "x.png", b"1")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "sub" / "x.png")
+    assert no_temp_files(tmp_path) and not (tmp_path / "sub" / "x.png").exists()

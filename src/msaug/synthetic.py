@@ -65,7 +65,7 @@ class SyntheticWriter:
         self.bit_depth = bit_depth or (16 if spec.channels == 1 else 8)
         (self.root / "images").mkdir(parents=True, exist_ok=True)
         (self.root / "labels").mkdir(parents=True, exist_ok=True)
-        description = {
+        self.description: dict[str, Any] = {
             "classes": list(spec.classes),
             "encoding": spec.encoding,
             "channels": spec.channels,
@@ -75,7 +75,15 @@ class SyntheticWriter:
             "bit_depth": self.bit_depth,
             "label_format": "class index" if spec.encoding == "index" else "bit mask, bit k = channel k",
         }
-        write_json(self.root / DESCRIPTION, description)
+        #: the description already on disk (``None`` when there is none): the pairs there were written
+        #: in its format, which a caller compares before adding pairs; a new folder gets this writer's
+        self.found_description = read_description(self.root)
+        if self.found_description is None:
+            self.write_description()
+
+    def write_description(self) -> None:
+        write_json(self.root / DESCRIPTION, self.description)
+        self.found_description = dict(self.description)
 
     def existing(self) -> dict[int, dict[str, Any]]:
         """Entries already written, from the manifest and any shard manifests, whose files exist.
@@ -120,11 +128,16 @@ class SyntheticWriter:
 
     def append_manifest(self, entries: Iterable[dict[str, Any]], name: str = MANIFEST) -> None:
         path = self.root / name
-        with open(path, "a", encoding="utf-8") as fh:
-            for entry in entries:
-                fh.write(json.dumps(entry, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                for entry in entries:
+                    fh.write(json.dumps(entry, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # a write error names no file by itself (disk full)
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
     def finalize(self, entries: dict[int, dict[str, Any]]) -> None:
         """Rewrite the manifest in index order (atomically) and drop merged shard manifests."""
@@ -133,6 +146,15 @@ class SyntheticWriter:
                 fh.write(json.dumps(entries[index], sort_keys=True) + "\n")
         for part in self.root.glob(SHARD_MANIFESTS):
             part.unlink(missing_ok=True)
+
+
+def read_description(root: Path) -> dict[str, Any] | None:
+    """``root/dataset.json`` as a dict, or ``None`` when it is missing or not a JSON object."""
+    try:
+        found = json.loads((Path(root) / DESCRIPTION).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def shard_manifest(shard: int, shards: int) -> str:
