@@ -290,7 +290,7 @@ def export() -> None:
 @click.option("--count", type=click.IntRange(min=1), default=None, help="--with-real: cases (phantoms) or at most this many.")
 @click.option("--test-share", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True, help="--with-real: held-out share, left out.")
 @click.option("--data-seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace an existing dataset with this id.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset with this id that msaug exported (never another).")
 def export_nnunet_cmd(synthetic_dir: Path, out: Path, dataset_id: int, name: str, qc_min_dice: float | None, with_real: str | None,
                       root: Path | None, count: int | None, test_share: float, data_seed: int, overwrite: bool) -> None:
     """Write an nnU-Net v2 raw dataset (imagesTr, labelsTr, dataset.json)."""
@@ -313,10 +313,11 @@ def export_nnunet_cmd(synthetic_dir: Path, out: Path, dataset_id: int, name: str
 @click.argument("synthetic_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Datalist JSON file to write.")
 @click.option("--qc-min-dice", type=click.FloatRange(0, 1), default=None, help="Only pairs whose manifest qc_dice reaches this.")
-def export_monai_cmd(synthetic_dir: Path, out: Path, qc_min_dice: float | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing datalist that msaug wrote (never another file).")
+def export_monai_cmd(synthetic_dir: Path, out: Path, qc_min_dice: float | None, overwrite: bool) -> None:
     """Write a MONAI datalist JSON (load with monai.data.load_decathlon_datalist)."""
     from msaug.segment.export import export_monai
 
-    path = export_monai(synthetic_dir, out, qc_min_dice)
+    path = export_monai(synthetic_dir, out, qc_min_dice, overwrite)
     count = json.loads(path.read_text())["numTraining"]
     out_console.print(f"wrote {path} ({count} pairs)", highlight=False)

@@ -107,3 +107,90 @@ def test_region_labels_for_three_channels_are_consecutive():
     assert labels["clavicle"] == [4, 5, 6, 7] and order == [1, 2, 4]
     values = sorted({v for x in labels.values() for v in (x if isinstance(x, list) else [x])})
     assert values == list(range(8))
+
+
+def _invoke(*args: str):
+    from click.testing import CliRunner
+
+    from msaug.cli import cli
+
+    return CliRunner().invoke(cli, ["export", *args])
+
+
+def test_monai_refuses_an_existing_file_unless_overwrite_and_only_its_own(tmp_path, toy):
+    synth = write_synthetic(tmp_path / "synthetic", toy(3, 32))
+    users = tmp_path / "existing.json"
+    users.write_text('{"mine": true}\n')
+    result = _invoke("monai", str(synth), "--out", str(users))
+    assert result.exit_code == 2
+    assert f"--out {users}: the file exists; pass --overwrite to replace a datalist msaug wrote" in " ".join(result.stderr.split())
+    result = _invoke("monai", str(synth), "--out", str(users), "--overwrite")
+    assert result.exit_code == 2
+    assert f"--out {users}: not a datalist written by msaug export monai; msaug will not overwrite it" in " ".join(result.stderr.split())
+    assert users.read_text() == '{"mine": true}\n'
+    ours = tmp_path / "datalist.json"
+    assert _invoke("monai", str(synth), "--out", str(ours)).exit_code == 0
+    assert json.loads(ours.read_text())["written_by"] == "msaug export monai"
+    assert _invoke("monai", str(synth), "--out", str(ours)).exit_code == 2
+    again = _invoke("monai", str(synth), "--out", str(ours), "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert json.loads(ours.read_text())["numTraining"] == 3
+
+
+def test_monai_out_that_is_a_folder_is_a_clear_error(tmp_path, toy):
+    synth = write_synthetic(tmp_path / "synthetic", toy(2, 32))
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    for extra in ([], ["--overwrite"]):
+        result = _invoke("monai", str(synth), "--out", str(folder), *extra)
+        assert result.exit_code == 2, result.output
+        assert f"--out {folder}: is a folder; name the datalist file, e.g. --out {folder / 'datalist.json'}" in " ".join(result.stderr.split())
+        assert "Traceback" not in result.output and list(folder.iterdir()) == []
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = _invoke("monai", str(synth), "--out", str(blocker / "datalist.json"))
+    assert result.exit_code == 2 and f"{blocker}: exists and is not a folder" in result.stderr
+
+
+def test_nnunet_overwrite_replaces_only_datasets_msaug_wrote(tmp_path, toy):
+    synth = write_synthetic(tmp_path / "synthetic", toy(2, 32))
+    raw = tmp_path / "raw"
+    users = raw / "Dataset005_Hospital"
+    (users / "imagesTr").mkdir(parents=True)
+    (users / "dataset.json").write_text('{"name": "Hospital"}')
+    result = _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "5", "--name", "Synth", "--overwrite")
+    assert result.exit_code == 2
+    assert f"{users}: not a dataset written by msaug export; msaug will not delete it" in " ".join(result.stderr.split())
+    assert (users / "dataset.json").read_text() == '{"name": "Hospital"}' and not (raw / "Dataset005_Synth").exists()
+    assert _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "6", "--name", "Synth").exit_code == 0
+    again = _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "6", "--name", "Synth", "--overwrite")
+    assert again.exit_code == 0, again.output
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = _invoke("nnunet", str(synth), "--out", str(blocker), "--dataset-id", "7", "--name", "Synth")
+    assert result.exit_code == 2 and f"--out {blocker}: exists and is not a folder" in result.stderr
+
+
+def test_a_failed_nnunet_export_leaves_no_half_dataset_and_keeps_the_old_one(tmp_path, toy, monkeypatch):
+    import errno
+    import shutil
+
+    synth = write_synthetic(tmp_path / "synthetic", toy(4, 32))
+    raw = tmp_path / "raw"
+    assert _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "8", "--name", "Old").exit_code == 0
+    old = {p.relative_to(raw): p.read_bytes() for p in raw.rglob("*") if p.is_file()}
+    real_copy, calls = shutil.copyfile, {"n": 0}
+
+    def copyfile(src, dst, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:  # the disk fills up halfway through
+            raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+        return real_copy(src, dst, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    result = _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "8", "--name", "New", "--overwrite")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "No space left on device" in message and "labelsTr/synth_000001.png" in message and "rerun the same command" in message
+    assert {p.relative_to(raw): p.read_bytes() for p in raw.rglob("*") if p.is_file()} == old  # nothing half-written, old kept
+    assert sorted(p.name for p in raw.iterdir()) == ["Dataset008_Old"]

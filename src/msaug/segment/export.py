@@ -34,6 +34,10 @@ from msaug.segment.qc import manifest_scores
 
 NNUNET_REQUIRED = ("channel_names", "labels", "numTraining", "file_ending")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+#: ``reference`` in the dataset.json of every nnU-Net dataset msaug exports: only those are ever replaced
+NNUNET_REFERENCE = "generated with msaug"
+#: ``written_by`` in every MONAI datalist msaug exports: only those are ever overwritten
+MONAI_WRITTEN_BY = "msaug export monai"
 
 
 def read_synthetic(synthetic_dir: str | Path, qc_min_dice: float | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -102,13 +106,52 @@ def export_nnunet(
         raise ConfigError(f"--name {name!r}: use letters, digits, '-' and '_' only (it becomes a folder name)")
     description, entries = read_synthetic(synthetic_dir, qc_min_dice)
     root = Path(synthetic_dir)
-    classes, encoding, channels = list(description["classes"]), description["encoding"], int(description["channels"])
-    target = Path(out) / f"Dataset{dataset_id:03d}_{name}"
-    existing = sorted(Path(out).glob(f"Dataset{dataset_id:03d}_*")) if Path(out).is_dir() else []
+    out = Path(out)
+    _check_parents(out, "--out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder; name the nnUNet_raw folder (DatasetNNN_NAME is created inside)")
+    target = out / f"Dataset{dataset_id:03d}_{name}"
+    existing = sorted(out.glob(f"Dataset{dataset_id:03d}_*")) if out.is_dir() else []
     if existing and not overwrite:
         raise ConfigError(f"{existing[0]} already exists (nnU-Net dataset ids must be unique); pass --overwrite or another --dataset-id")
     for folder in existing:
-        shutil.rmtree(folder)
+        if not _written_by_msaug(folder / "dataset.json", "reference", NNUNET_REFERENCE):
+            raise ConfigError(f"{folder}: not a dataset written by msaug export; msaug will not delete it. Choose another --dataset-id")
+    # everything is written into a hidden folder that takes the final name only when complete,
+    # so a failed or interrupted export leaves no half-written dataset for nnU-Net to find
+    partial = out / f".{target.name}.{os.getpid()}.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        _write_nnunet(root, partial, entries, description, name, real)
+        for folder in existing:
+            shutil.rmtree(folder)
+        os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target
+
+
+def _check_parents(path: Path, option: str) -> None:
+    """A ``path`` below an existing file cannot be written; say so instead of an OS error."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {path}: {parent}: exists and is not a folder")
+            return
+
+
+def _written_by_msaug(path: Path, key: str, value: str) -> bool:
+    try:
+        meta = read_json(path)
+    except DataError:
+        return False
+    return isinstance(meta, dict) and meta.get(key) == value
+
+
+def _write_nnunet(root: Path, target: Path, entries: list[dict[str, Any]], description: dict[str, Any], name: str, real: Dataset | None) -> None:
+    classes, encoding, channels = list(description["classes"]), description["encoding"], int(description["channels"])
     images_dir, labels_dir = target / "imagesTr", target / "labelsTr"
     images_dir.mkdir(parents=True)
     labels_dir.mkdir(parents=True)
@@ -136,7 +179,7 @@ def export_nnunet(
     dataset_json: dict[str, Any] = {
         "name": name,
         "description": f"msaug synthetic pairs from {root}" + (" merged with the real training split" if real_count else ""),
-        "reference": "generated with msaug",
+        "reference": NNUNET_REFERENCE,
         "channel_names": _channel_names(channels, str(description.get("domain", "generic"))),
         "labels": labels,
         "numTraining": len(entries) + real_count,
@@ -145,7 +188,6 @@ def export_nnunet(
     if regions is not None:
         dataset_json["regions_class_order"] = regions
     write_json(target / "dataset.json", dataset_json)
-    return target
 
 
 def validate_nnunet(folder: str | Path) -> list[str]:
@@ -184,10 +226,21 @@ def validate_nnunet(folder: str | Path) -> list[str]:
     return problems
 
 
-def export_monai(synthetic_dir: str | Path, out_file: str | Path, qc_min_dice: float | None = None) -> Path:
-    """Write a MONAI decathlon-style datalist JSON for the synthetic pairs; returns its path."""
+def export_monai(synthetic_dir: str | Path, out_file: str | Path, qc_min_dice: float | None = None, overwrite: bool = False) -> Path:
+    """Write a MONAI decathlon-style datalist JSON for the synthetic pairs; returns its path.
+
+    An existing file is replaced only with ``overwrite`` and only when msaug wrote it.
+    """
+    out_file = Path(out_file)
+    if out_file.is_dir():
+        raise ConfigError(f"--out {out_file}: is a folder; name the datalist file, e.g. --out {out_file / 'datalist.json'}")
+    _check_parents(out_file, "--out")
+    if out_file.exists() and not overwrite:
+        raise ConfigError(f"--out {out_file}: the file exists; pass --overwrite to replace a datalist msaug wrote, or name another file")
+    if out_file.exists() and not _written_by_msaug(out_file, "written_by", MONAI_WRITTEN_BY):
+        raise ConfigError(f"--out {out_file}: not a datalist written by msaug export monai; msaug will not overwrite it. Name another file")
     description, entries = read_synthetic(synthetic_dir, qc_min_dice)
-    root, out_file = Path(synthetic_dir).resolve(), Path(out_file)
+    root = Path(synthetic_dir).resolve()
     base = out_file.resolve().parent
 
     def rel(p: str) -> str:
@@ -202,6 +255,7 @@ def export_monai(synthetic_dir: str | Path, out_file: str | Path, qc_min_dice: f
         training.append(item)
     datalist = {
         "name": f"msaug synthetic ({root.name})",
+        "written_by": MONAI_WRITTEN_BY,
         "description": "generated image/label pairs; labels: "
         + ("class index per pixel" if encoding == "index" else "bit mask per pixel, bit k = channel k"),
         "labels": {str(i): c for i, c in enumerate(classes)} if encoding == "index" else {str(1 << k): c for k, c in enumerate(classes)},
