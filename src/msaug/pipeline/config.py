@@ -174,6 +174,33 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def leaf_paths(value: Any, path: Path_ = ()) -> dict[Path_, Any]:
+    """Every leaf of nested mappings *and lists* by key path (``("stages", 2, "params", "lr")``).
+
+    Unlike :func:`flatten` (which keeps lists whole, as override values), this descends into
+    lists, so a diff of two pipelines can name ``stages[2].params.lr`` instead of both lists.
+    """
+    if isinstance(value, Mapping) and value:
+        out: dict[Path_, Any] = {}
+        for key, item in value.items():
+            out.update(leaf_paths(item, path + (str(key),)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, item in enumerate(value):
+            out.update(leaf_paths(item, path + (i,)))
+        return out
+    return {path: value}
+
+
+def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key path, old value, new value)`` for every leaf that differs, in key-path order."""
+    a, b = leaf_paths(old), leaf_paths(new)
+    absent = "(absent)"
+    keys = sorted(set(a) | set(b), key=lambda p: tuple((0, x) if isinstance(x, int) else (1, x) for x in p))
+    return [(format_path(k), a.get(k, absent), b.get(k, absent)) for k in keys if k not in a or k not in b or a[k] != b[k]]
+
+
 def apply_overrides(loaded: LoadedYAML, overrides: Mapping[str, Any], origin: str) -> None:
     for dotted, value in overrides.items():
         path = resolve_path(loaded.data, dotted)

@@ -2,6 +2,7 @@
 
 Run directory (see ARCHITECTURE.md)::
 
+    OUT/.msaug-run               marker: msaug created this folder (see msaug.pipeline.runfolder)
     OUT/pipeline.resolved.yaml   every default and override made explicit
     OUT/split.json               the train/test case split
     OUT/stages/01-<name>/        stage.safetensors, stage.json, metrics.jsonl, samples/
@@ -15,7 +16,6 @@ marks a stage complete only after its weights are on disk) and pairs already wri
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,22 +25,21 @@ from typing import Any
 import torch
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from msaug.data import Split, load_dataset, sample_ids, split_dataset
 from msaug.errors import CheckpointError, ConfigError, DataError
-from msaug.io import atomic_write, read_json, remove_stale_temp_files, sha256_file, write_json
+from msaug.io import atomic_write, read_json, sha256_file, write_json
 from msaug.modality import Noise
 from msaug.pipeline.composer import Chain, ComposedStage, build_stages, check_chain
-from msaug.pipeline.config import ResolvedConfig, flatten, load_pipeline
+from msaug.pipeline.config import ResolvedConfig, load_pipeline
 from msaug.pipeline.datacheck import check_data
 from msaug.pipeline.generate import GenerationResult, generate
+from msaug.pipeline.runfolder import RESOLVED, drop_damaged_pairs, prepare_out_dir
 from msaug.plugins import Registries, get_registries
 from msaug.sample import Dataset, DataSpec, Sample, SubsetDataset
 from msaug.stage import Budget, FitContext, Pairs
 from msaug.synthetic import SyntheticWriter
-
-RESOLVED = "pipeline.resolved.yaml"
-OWNED = (RESOLVED, "split.json", "stages", "synthetic", "evaluation", "report.json", "report.md", "grid.png")
 
 
 @dataclass
@@ -116,47 +115,6 @@ def resolved_yaml(prepared: Prepared) -> str:
     return "\n".join(header) + "\n" + yaml.safe_dump(prepared.resolved_dict(), sort_keys=False)
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    a, b = flatten(old), flatten(new)
-    keys = sorted(set(a) | set(b))
-    return [f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}" for k in keys if a.get(k) != b.get(k)]
-
-
-def prepare_out_dir(out: Path, text: str, resume: bool, overwrite: bool) -> None:
-    """Create, check or clear the run directory before any work."""
-    existing = out / RESOLVED
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if overwrite:
-            for name in OWNED:
-                target = out / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-        elif resume:
-            remove_stale_temp_files(out)  # half-written files of the killed run
-            if existing.is_file():
-                old = yaml.safe_load(existing.read_text())
-                diff = _differences(old, yaml.safe_load(text))
-                if diff:
-                    raise ConfigError(
-                        f"{existing}: the pipeline changed since this run started, so --resume would mix two configurations: "
-                        + "; ".join(diff[:8])
-                        + ". Use a new --out, or --overwrite to start again."
-                    )
-        else:
-            raise ConfigError(f"--out {out}: the folder exists and is not empty; pass --resume to continue that run or --overwrite to replace it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(existing, text)
-    except PermissionError:
-        raise DataError(f"--out {out}: no permission to write there; choose another --out") from None
-    except OSError as exc:
-        raise DataError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
-
-
 def make_pairs(cs: ComposedStage, samples: Sequence[Sample], spec: DataSpec) -> Pairs:
     """Training pairs for one stage: views of the real training samples (teacher forcing)."""
     stage = cs.stage
@@ -205,16 +163,29 @@ def load_stage(cs: ComposedStage, folder: Path) -> dict[str, Any]:
 
     info = read_json(folder / "stage.json")
     weights = folder / "stage.safetensors"
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: missing, though stage.json says the stage finished; rerun with --overwrite")
-    if sha256_file(weights) != info.get("sha256"):
-        raise CheckpointError(f"{weights}: sha256 does not match stage.json; the file was changed or damaged")
+    problem = weights_problem(folder, info)
+    if problem is not None:
+        run = folder.parent.parent
+        raise CheckpointError(
+            f"{weights}: {problem}; msaug pipeline run {run / RESOLVED} --out {run} --resume rebuilds only this stage "
+            "(from its last training checkpoint where it has one) and keeps the other stages and the pairs"
+        )
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: not a valid safetensors file ({exc})") from None
     cs.stage.load_state_dict(state)
     return info
+
+
+def weights_problem(folder: Path, info: dict[str, Any]) -> str | None:
+    """What is wrong with a finished stage's ``stage.safetensors`` (``None``: it matches ``stage.json``)."""
+    weights = folder / "stage.safetensors"
+    if not weights.is_file():
+        return "missing, though stage.json says the stage finished"
+    if sha256_file(weights) != info.get("sha256"):
+        return "sha256 does not match stage.json; the file was changed or damaged"
+    return None
 
 
 def stage_complete(folder: Path) -> bool:
@@ -254,11 +225,16 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Conso
         cs.stage.to(state.device)
         head = f"[bold]Stage {cs.index + 1}/{total}[/] {cs.use} ({cs.stage.input} → {', '.join(map(str, cs.stage.outputs))})"
         if resume and stage_complete(folder):
-            info = load_stage(cs, folder)
-            cs.stage.to(state.device)
-            console.print(f"{head}: [green]done earlier[/], loaded {folder / 'stage.safetensors'}")
-            state.stage_info.append(info)
-            continue
+            problem = weights_problem(folder, read_json(folder / "stage.json"))
+            if problem is None:
+                info = load_stage(cs, folder)
+                cs.stage.to(state.device)
+                console.print(f"{head}: [green]done earlier[/], loaded {folder / 'stage.safetensors'}")
+                state.stage_info.append(info)
+                continue
+            # only this stage is rebuilt; fit resumes from its last training checkpoint (the final step, for a finished stage)
+            source = "its last training checkpoint" if (folder / "checkpoint" / "state.json").is_file() else "the start"
+            console.print(f"{head}: [yellow]{folder / 'stage.safetensors'}: {problem}[/]; rebuilding this stage from {source}")
         budget = Budget(sc.budget.steps, sc.budget.seconds)
         verb = f"fitting on {len(samples)} real pairs, budget {budget}" if cs.stage.trainable else f"preparing from {len(samples)} real pairs (no training)"
         console.print(f"{head}: {verb}")
@@ -290,6 +266,10 @@ def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[
     if shard is None:
         shard = (distributed.rank(), distributed.world_size())
     writer = SyntheticWriter(state.out / "synthetic", product_spec(prepared), gen.bit_depth)
+    damaged = drop_damaged_pairs(writer, lambda i: i < count and (i // gen.batch_size) % shard[1] == shard[0])
+    if damaged:
+        console.print(f"[yellow]note:[/] {len(damaged)} file(s) in {writer.root} no longer matched the sha256 in the manifest and are "
+                      f"generated again: {escape(', '.join(damaged[:5]))}{' ...' if len(damaged) > 5 else ''}", highlight=False)
     for cs in prepared.chain.stages:
         if hasattr(cs.stage, "eval"):
             cs.stage.eval()
@@ -343,6 +323,14 @@ def split_data(prepared: Prepared, state: RunState) -> None:
         write_json(state.out / "split.json", record)
 
 
+def default_out(prepared: Prepared) -> Path:
+    """``runs/<name>-<profile>``; the schema keeps path separators out of the name, this out of the profile."""
+    profile = prepared.resolved.profile or "default"
+    if any(c in profile for c in "/\\"):
+        raise ConfigError(f"profile {profile!r}: cannot name the default run folder runs/{prepared.config.name}-{profile}; pass --out")
+    return Path("runs") / f"{prepared.config.name}-{profile}"
+
+
 def run_pipeline(path: str | Path, options: RunOptions, console: Console | None = None) -> dict[str, Any]:
     """Run a pipeline end to end; returns the report (also written to OUT/report.json)."""
     from msaug.pipeline.report import write_report
@@ -359,9 +347,10 @@ def run_pipeline(path: str | Path, options: RunOptions, console: Console | None 
     console.print(f"[bold]msaug[/] pipeline [cyan]{config.name}[/] — profile: [bold]{prepared.resolved.profile or '(none)'}[/]")
     distributed.init_from_env()
     device = resolve_device(options.device)
-    out = Path(options.out) if options.out else Path("runs") / f"{config.name}-{prepared.resolved.profile or 'default'}"
+    out = Path(options.out) if options.out else default_out(prepared)
     if distributed.is_main():
-        prepare_out_dir(out, resolved_yaml(prepared), options.resume, options.overwrite)
+        for note in prepare_out_dir(out, resolved_yaml(prepared), config.name, options.resume, options.overwrite):
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     distributed.barrier()
     console.print(f"device: {device}; run folder: {out}")
     state = RunState(out, device)

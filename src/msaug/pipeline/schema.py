@@ -115,6 +115,14 @@ class PipelineConfig(Strict):
     )
     seed: int = Field(0, description="training seed")
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        """The name becomes the default run folder ``runs/<name>-<profile>``: no path may hide in it."""
+        if not v or v.startswith(".") or not all(c.isalnum() or c in "-_." for c in v):
+            raise ValueError(f"the pipeline name may hold letters, digits, '-', '_' and '.' (not first) only, got {v!r}")
+        return v
+
     @model_validator(mode="after")
     def _unique_stage_names(self) -> PipelineConfig:
         seen: dict[str, int] = {}

@@ -1,0 +1,233 @@
+"""Run folders: the only folders ``msaug pipeline run`` writes into, resumes or clears.
+
+msaug writes a marker, ``.msaug-run`` (JSON: format, created_by, pipeline, created), into a
+run folder when it creates (or adopts an empty) folder, before anything else. ``--resume``
+and ``--overwrite`` require the marker, so a dataset or any other folder of the user is never
+written into or cleared; ``--overwrite`` deletes only the names a run writes (:data:`OWNED`)
+and keeps everything else. Run folders of versions before the marker are recognised by the
+first line msaug writes into ``pipeline.resolved.yaml`` and get the marker on their first
+``--resume`` or ``--overwrite``.
+
+Under ``--resume`` only the keys that decide what the stages learn (:data:`STAGE_KEYS`) must
+be unchanged; the generate and evaluate blocks may change: finished stages are kept and the
+pairs are regenerated only where the change alters them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from msaug.errors import ConfigError, DataError
+from msaug.io import atomic_write, read_json, remove_stale_temp_files, sha256_file, write_json
+from msaug.pipeline.config import differences
+from msaug.synthetic import SyntheticWriter, pair_name
+
+MARKER = ".msaug-run"
+MARKER_FORMAT = 1
+RESOLVED = "pipeline.resolved.yaml"
+#: the top-level names a run writes; ``--overwrite`` deletes these and nothing else
+OWNED = (RESOLVED, "split.json", "stages", "synthetic", "evaluation", "report.json", "report.md", "grid.png")
+#: what a run writes before any work: a folder holding only these loses nothing when started afresh
+BOOKKEEPING = frozenset({MARKER, RESOLVED, "split.json"})
+#: top-level keys that decide what the stages learn; ``--resume`` refuses a change to any of them
+STAGE_KEYS = ("data", "stages", "seed")
+#: generate keys that change every pair's files: a change under ``--resume`` regenerates the pairs
+PAIR_KEYS = ("generate.seed", "generate.batch_size", "generate.bit_depth")
+#: the first line of every ``pipeline.resolved.yaml`` msaug writes (recognises old run folders)
+RESOLVED_HEADER = "# Resolved from "
+RESOLVED_BY = "by msaug pipeline run"
+
+Kind = Literal["marked", "legacy"]
+
+
+def run_folder_kind(folder: Path) -> Kind | None:
+    """``"marked"`` (has the marker), ``"legacy"`` (a run folder of a version before it) or ``None``."""
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            info = read_json(marker)
+        except DataError:
+            info = None
+        if not isinstance(info, dict) or not isinstance(info.get("format"), int) or info["format"] > MARKER_FORMAT:
+            raise ConfigError(
+                f"{marker}: not a run-folder marker this msaug version wrote (expected JSON with format <= {MARKER_FORMAT}); "
+                "choose another --out"
+            )
+        return "marked"
+    resolved = folder / RESOLVED
+    if resolved.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            with resolved.open(encoding="utf-8") as fh:
+                first = fh.readline()
+            if first.startswith(RESOLVED_HEADER) and RESOLVED_BY in first:
+                return "legacy"
+    return None
+
+
+def write_marker(folder: Path, pipeline: str) -> None:
+    from msaug import __version__
+
+    write_json(
+        folder / MARKER,
+        {
+            "format": MARKER_FORMAT,
+            "created_by": f"msaug {__version__}",
+            "pipeline": pipeline,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def prepare_out_dir(out: Path, text: str, pipeline: str, resume: bool, overwrite: bool) -> list[str]:
+    """Create, check, resume or clear the run folder before any work; returns notes for the console.
+
+    ``text`` is the new ``pipeline.resolved.yaml``. A folder that is not empty and carries no
+    marker is refused whatever the flags; so is, without ``--resume`` or ``--overwrite``, a run
+    folder that holds more than what a run writes before its first stage.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    names = {p.name for p in out.iterdir() if not _is_temp(p.name)} if out.is_dir() else set()
+    kind = run_folder_kind(out) if names else None
+    notes: list[str] = []
+    if names and kind is None:
+        if resume or overwrite:
+            flag = "--resume writes nothing into it" if resume else "--overwrite deletes nothing in it"
+            raise ConfigError(
+                f"--out {out}: not a run folder created by msaug pipeline run (it has no {MARKER} marker), so {flag}; "
+                "choose a new or empty --out"
+            )
+        raise ConfigError(f"--out {out}: the folder exists, is not empty and was not created by msaug (it has no {MARKER} marker); choose a new or empty --out")
+    if names and overwrite:
+        notes += _clear(out, pipeline)
+    elif names and resume:
+        remove_stale_temp_files(out)  # half-written files of the killed run
+        notes += _resume_checks(out, text)
+    elif names and not names <= BOOKKEEPING:
+        raise ConfigError(f"--out {out}: the folder exists and is not empty; pass --resume to continue that run or --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if kind != "marked":
+            write_marker(out, pipeline)
+        atomic_write(out / RESOLVED, text)
+    except PermissionError:
+        raise DataError(f"--out {out}: no permission to write there; choose another --out") from None
+    except OSError as exc:
+        raise DataError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    return notes
+
+
+def _remove(target: Path) -> None:
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    elif target.exists() or target.is_symlink():
+        target.unlink()
+
+
+def _clear(out: Path, pipeline: str) -> list[str]:
+    """``--overwrite``: delete what a run writes (the marker stays, so a kill leaves a run folder)."""
+    write_marker(out, pipeline)
+    for name in OWNED:
+        _remove(out / name)
+    remove_stale_temp_files(out)
+    kept = sorted(p.name for p in out.iterdir() if p.name != MARKER and not _is_temp(p.name))
+    if not kept:
+        return []
+    return [f"--overwrite kept {len(kept)} file(s) msaug did not write in {out}: {', '.join(kept[:5])}" + (" ..." if len(kept) > 5 else "")]
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _top(key: str) -> str:
+    return key.split(".")[0].split("[")[0]
+
+
+def _resume_checks(out: Path, text: str) -> list[str]:
+    """Refuse a change to what the stages learn; adapt the pairs to a changed generate block."""
+    existing = out / RESOLVED
+    if not existing.is_file():  # killed between the marker and the resolved YAML: nothing to compare
+        return []
+    try:
+        old = yaml.safe_load(existing.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{existing}: cannot read the run's resolved pipeline ({exc}); use a new --out, or --overwrite to start again") from None
+    if not isinstance(old, dict):
+        raise ConfigError(f"{existing}: not a resolved pipeline (a mapping); use a new --out, or --overwrite to start again")
+    diffs = differences(old, yaml.safe_load(text))
+    blocking = [d for d in diffs if _top(d[0]) in STAGE_KEYS]
+    if blocking:
+        shown = "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in blocking[:8])
+        more = f" (and {len(blocking) - 8} more)" if len(blocking) > 8 else ""
+        raise ConfigError(
+            f"{existing}: the pipeline changed since this run started in keys that decide what the stages learn, so --resume "
+            f"would mix two configurations: {shown}{more}. The generate and evaluate blocks may change under --resume "
+            "(so may name and description); for anything else use a new --out, or --overwrite to start again."
+        )
+    changed = [k for k, _, _ in diffs]
+    if not changed:
+        return []
+    notes = [f"changed since the run started: {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}; finished stages are kept"]
+    regenerate = [k for k in changed if k in PAIR_KEYS]
+    synthetic = out / "synthetic"
+    if regenerate:
+        for name in ("synthetic", "evaluation"):  # evaluation results are keyed by pair ids, not their content
+            _remove(out / name)
+        notes.append(f"{', '.join(regenerate)} changed, which changes every pair: synthetic/ and evaluation/ are made again")
+    elif "generate.count" in changed and synthetic.is_dir():
+        count = int(yaml.safe_load(text)["generate"]["count"])
+        dropped = drop_pairs_from(synthetic, count)
+        if dropped:
+            notes.append(f"generate.count is now {count}: removed the {dropped} pair(s) from index {count} on")
+    return notes
+
+
+def drop_pairs_from(synthetic: Path, count: int) -> int:
+    """Delete the pair files numbered ``count`` and up (msaug names them ``NNNNNN.png``); returns the pairs dropped.
+
+    The manifest keeps their lines until generation finishes and rewrites it for ``0..count-1``;
+    a pair whose files are gone is never taken as written.
+    """
+    dropped = set()
+    for sub in ("images", "labels"):
+        for path in (synthetic / sub).glob("*.png"):
+            if path.stem.isdigit() and int(path.stem) >= count:
+                path.unlink()
+                dropped.add(int(path.stem))
+    return len(dropped)
+
+
+def drop_damaged_pairs(writer: SyntheticWriter, mine: Callable[[int], bool]) -> list[str]:
+    """Delete the pair files (of the indices ``mine`` accepts) whose sha256 no longer matches the manifest.
+
+    A file swapped, edited or damaged since it was written is then missing, so generation writes
+    it again, identical to the original. Only msaug's own file names (``images/NNNNNN.png``) are
+    touched, whatever a manifest line says. Returns the files dropped, relative to the set.
+    """
+    dropped = []
+    for index, entry in sorted(writer.existing().items()):
+        if not mine(index):
+            continue
+        digests = entry.get("sha256") if isinstance(entry.get("sha256"), dict) else {}
+        for key in ("image", "label"):
+            name = f"{key}s/{pair_name(index)}"
+            if entry.get(key) != name:
+                continue  # not a line msaug wrote; msaug data verify reports it
+            path = writer.root / name
+            if sha256_file(path) != digests.get(key):
+                path.unlink(missing_ok=True)
+                dropped.append(name)
+    return dropped
