@@ -40,20 +40,36 @@ class MsaugGroup(click.Group):
                 return _internal_error(ctx, exc)
             if ctx.find_root().params.get("debug"):
                 traceback.print_exc()
-            where = f" {exc.filename}" if exc.filename else ""
+            target = exc.filename2 or exc.filename  # a copy or rename names its destination second
+            where = f" {target}" if target else ""
             console.print(
                 f"[bold red]error:[/] cannot write{escape(where)}: {escape(str(exc.strerror or exc))}. Everything finished before is kept; "
-                "free space or fix permissions, then rerun with --resume",
+                f"free space or fix permissions, then {escape(_rerun_hint(ctx))}",
                 highlight=False, soft_wrap=True,
             )
             ctx.exit(2)
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/]: everything written so far is kept; rerun with --resume to continue")
+            console.print(f"[yellow]interrupted[/]: everything written so far is kept; {escape(_rerun_hint(ctx))} to continue", highlight=False, soft_wrap=True)
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:  # a bug in msaug or a plugin: say so briefly
             return _internal_error(ctx, exc)
+
+
+#: key in the root context's ``meta`` under which a command leaves the exact command that continues it
+RERUN = "msaug.rerun"
+
+
+def _rerun_hint(ctx: click.Context) -> str:
+    """How to continue after an interruption, naming only commands and options that exist."""
+    root = ctx.find_root()
+    command = root.meta.get(RERUN)
+    if command:
+        return f"rerun {command}"
+    if root.invoked_subcommand == "pipeline":  # only pipeline run writes; it continues with --resume
+        return "rerun with --resume"
+    return "rerun the same command"
 
 
 def _internal_error(ctx: click.Context, exc: Exception) -> None:
@@ -210,16 +226,29 @@ def pipeline_run(file: Path, profile: str | None, sets: tuple[str, ...], out: Pa
 
 @cli.command("generate")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--count", type=click.IntRange(min=0), default=None, help="Pairs in total (default: the pipeline's generate.count).")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Pairs in total (default: the pipeline's generate.count); a set is never shrunk, only grown.")
 @click.option("--shard", default=None, metavar="I/N", help="Generate only shard I of N (0-based); any sharding gives identical files.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the set into this new folder (msaug creates it) instead of RUN_DIR/synthetic; rerun to continue or grow it.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate_cmd(run_dir: Path, count: int | None, shard: str | None, device: str, quiet: bool) -> None:
-    """Generate (more) synthetic pairs from a finished run, deterministically per index."""
+def generate_cmd(run_dir: Path, count: int | None, shard: str | None, out: Path | None, device: str, quiet: bool) -> None:
+    """Generate (more) synthetic pairs from a finished run, deterministically per index.
+
+    Pairs already in the target set are kept and skipped, so rerunning the same command
+    continues an interrupted one.
+    """
+    import shlex
+
     from msaug.pipeline.generate import parse_shard
     from msaug.pipeline.runner import generate_run
 
-    result = generate_run(run_dir, count, parse_shard(shard) if shard else None, device, console, not quiet)
+    words = ["msaug", "generate", str(run_dir)]
+    for option, value in (("--count", count), ("--shard", shard), ("--out", out), ("--device", None if device == "auto" else device)):
+        words += [option, str(value)] if value is not None else []
+    click.get_current_context().find_root().meta[RERUN] = shlex.join(words + (["--quiet"] if quiet else []))
+    result = generate_run(run_dir, count, parse_shard(shard) if shard else None, device, console, not quiet, out)
     if not result.complete and shard:
         console.print("other shards are still missing; the manifest is merged when the last shard finishes")
 

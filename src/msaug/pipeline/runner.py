@@ -29,12 +29,12 @@ from rich.markup import escape
 
 from msaug.data import Split, load_dataset, sample_ids, split_dataset
 from msaug.errors import CheckpointError, ConfigError, DataError
-from msaug.io import atomic_write, read_json, sha256_file, write_json
+from msaug.io import atomic_write, read_json, remove_stale_temp_files, sha256_file, write_json
 from msaug.modality import Noise
 from msaug.pipeline.composer import Chain, ComposedStage, build_stages, check_chain
 from msaug.pipeline.config import ResolvedConfig, load_pipeline
 from msaug.pipeline.datacheck import check_data
-from msaug.pipeline.generate import GenerationResult, generate
+from msaug.pipeline.generate import GenerationResult, check_generate_out, generate
 from msaug.pipeline.runfolder import RESOLVED, drop_damaged_pairs, prepare_out_dir
 from msaug.plugins import Registries, get_registries
 from msaug.sample import Dataset, DataSpec, Sample, SubsetDataset
@@ -257,7 +257,9 @@ def stage_hashes(state: RunState) -> dict[str, str]:
     return {f"{i + 1:02d}-{info['name']}": info["sha256"][:16] for i, info in enumerate(state.stage_info)}
 
 
-def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[int, int] | None, console: Console, show_progress: bool) -> GenerationResult:
+def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[int, int] | None, console: Console, show_progress: bool,
+                  synthetic_dir: Path | None = None) -> GenerationResult:
+    """Generate the missing pairs of ``shard`` into ``synthetic_dir`` (default: the run's ``synthetic/``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from msaug.train import distributed
@@ -265,7 +267,7 @@ def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[
     gen = prepared.config.generate
     if shard is None:
         shard = (distributed.rank(), distributed.world_size())
-    writer = SyntheticWriter(state.out / "synthetic", product_spec(prepared), gen.bit_depth)
+    writer = SyntheticWriter(synthetic_dir or state.out / "synthetic", product_spec(prepared), gen.bit_depth)
     damaged = drop_damaged_pairs(writer, lambda i: i < count and (i // gen.batch_size) % shard[1] == shard[0])
     if damaged:
         console.print(f"[yellow]note:[/] {len(damaged)} file(s) in {writer.root} no longer matched the sha256 in the manifest and are "
@@ -369,8 +371,12 @@ def run_pipeline(path: str | Path, options: RunOptions, console: Console | None 
 
 
 def generate_run(run_dir: str | Path, count: int | None, shard: tuple[int, int] | None, device: str = "auto",
-                 console: Console | None = None, show_progress: bool = True) -> GenerationResult:
-    """``msaug generate``: more pairs (or a shard of them) from a finished run's checkpoints."""
+                 console: Console | None = None, show_progress: bool = True, out: str | Path | None = None) -> GenerationResult:
+    """``msaug generate``: more pairs (or a shard of them) from a finished run's checkpoints.
+
+    They go into the run's ``synthetic/``, or into ``out``: a new folder, or a set an earlier call
+    wrote there, which is continued (see :func:`msaug.pipeline.generate.check_generate_out`).
+    """
     from msaug.train import distributed
     from msaug.train.device import resolve_device
 
@@ -388,7 +394,12 @@ def generate_run(run_dir: str | Path, count: int | None, shard: tuple[int, int] 
             raise CheckpointError(f"{folder}: the stage has not finished training; run msaug pipeline run {resolved} --out {run_dir} --resume first")
         state.stage_info.append(load_stage(cs, folder))
         cs.stage.to(state.device)
+    target = run_dir / "synthetic" if out is None else Path(out)
+    if out is not None:
+        check_generate_out(target)
+    if target.is_dir():
+        remove_stale_temp_files(target)  # half-written files of a killed msaug generate
     n = prepared.config.generate.count if count is None else count
-    result = generate_step(prepared, state, n, shard, console, show_progress)
+    result = generate_step(prepared, state, n, shard, console, show_progress, target)
     distributed.shutdown()
     return result
