@@ -69,9 +69,18 @@ def test_validator_catches_format_errors(tmp_path, toy):
     meta["labels"] = {"background": 0, "disc": 2}
     (folder / "dataset.json").write_text(json.dumps(meta))
     problems = validate_nnunet(folder)
-    assert any("consecutive" in p for p in problems)
-    assert any("synth_000001_0000.png missing" in p for p in problems)
-    assert any("undeclared label values [1]" in p for p in problems)
+    assert any(p.endswith("dataset.json: label values must be consecutive from 0, got [0, 2]") for p in problems)
+    assert any(p.endswith("imagesTr/synth_000001_0000.png: missing (labelsTr/synth_000001.png needs 1 channel)") for p in problems)
+    assert any(p.endswith("labelsTr/synth_000000.png: label value 1 is not in dataset.json's labels (valid: 0, 2)") for p in problems)
+
+
+def test_rgb_exports_validate_as_one_file_per_case(tmp_path, toy):
+    """msaug writes an RGB case as one _0000 file; nnU-Net reads it as channels R, G, B."""
+    synth = write_synthetic(tmp_path / "s", toy(3, 32, channels=3))
+    folder = export_nnunet(synth, tmp_path / "raw", 10, "Rgb")
+    assert len(json.loads((folder / "dataset.json").read_text())["channel_names"]) == 3
+    assert sorted(p.name for p in (folder / "imagesTr").iterdir()) == [f"synth_{i:06d}_0000.png" for i in range(3)]
+    assert validate_nnunet(folder) == []
 
 
 def test_qc_filter_uses_manifest_scores(tmp_path, toy):

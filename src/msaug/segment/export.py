@@ -28,11 +28,10 @@ import numpy as np
 import torch
 
 from msaug.errors import ConfigError, DataError
-from msaug.io import image_to_array, read_json, read_label_array, write_json, write_png
+from msaug.io import image_to_array, read_json, write_json, write_png
 from msaug.sample import Dataset
 from msaug.segment.qc import manifest_scores
 
-NNUNET_REQUIRED = ("channel_names", "labels", "numTraining", "file_ending")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 #: ``reference`` in the dataset.json of every nnU-Net dataset msaug exports: only those are ever replaced
 NNUNET_REFERENCE = "generated with msaug"
@@ -191,39 +190,14 @@ def _write_nnunet(root: Path, target: Path, entries: list[dict[str, Any]], descr
 
 
 def validate_nnunet(folder: str | Path) -> list[str]:
-    """Check a raw dataset against nnU-Net v2's documented format; returns the problems found."""
-    folder = Path(folder)
-    problems: list[str] = []
-    if not re.match(r"^Dataset\d{3}_[A-Za-z0-9_-]+$", folder.name):
-        problems.append(f"folder name {folder.name!r} is not DatasetXXX_NAME")
-    try:
-        meta = read_json(folder / "dataset.json")
-    except DataError as exc:
-        return [*problems, str(exc)]
-    problems += [f"dataset.json lacks {key!r}" for key in NNUNET_REQUIRED if key not in meta]
-    if problems:
-        return problems
-    ending, channels, labels = meta["file_ending"], meta["channel_names"], meta["labels"]
-    if labels.get("background") != 0:
-        problems.append("labels must declare background as 0")
-    values = sorted({v for x in labels.values() for v in (x if isinstance(x, list) else [x])})
-    if values != list(range(len(values))):
-        problems.append(f"label values must be consecutive from 0, got {values}")
-    regions = any(isinstance(x, list) for x in labels.values())
-    if regions and len(meta.get("regions_class_order", [])) != len(labels) - 1:
-        problems.append("region-based labels need regions_class_order with one entry per region")
-    label_files = sorted((folder / "labelsTr").glob(f"*{ending}"))
-    if len(label_files) != meta["numTraining"]:
-        problems.append(f"numTraining is {meta['numTraining']} but labelsTr holds {len(label_files)} files")
-    for path in label_files:
-        case = path.name[: -len(ending)]
-        for c in channels:
-            if not (folder / "imagesTr" / f"{case}_{int(c):04d}{ending}").is_file():
-                problems.append(f"imagesTr/{case}_{int(c):04d}{ending} missing for {path.name}")
-        found = set(np.unique(read_label_array(path)).tolist())
-        if not found <= set(values):
-            problems.append(f"{path.name} holds undeclared label values {sorted(found - set(values))}")
-    return problems
+    """Check a raw dataset against nnU-Net v2's documented format; returns the problems found.
+
+    The same checks as ``msaug data verify`` on an nnU-Net folder (one implementation: an RGB
+    file counts as channels R, G and B, as msaug's RGB exports write them).
+    """
+    from msaug.verify import verify_nnunet
+
+    return verify_nnunet(Path(folder)).problems
 
 
 def export_monai(synthetic_dir: str | Path, out_file: str | Path, qc_min_dice: float | None = None, overwrite: bool = False) -> Path:
