@@ -252,7 +252,7 @@ def test_plugin_new_writes_a_complete_package(tmp_path):
     assert 'stages = ["skin_lesions.class_colour"]' in (target / "tests/test_stages.py").read_text()
 
 
-@pytest.mark.parametrize("name", ["MyDomain", "9lives", "with-dash", "class", ""])
+@pytest.mark.parametrize("name", ["MyDomain", "9lives", "with-dash", ""])
 def test_plugin_new_rejects_names_that_cannot_prefix_stages(tmp_path, name):
     from click.testing import CliRunner
 
@@ -261,6 +261,34 @@ def test_plugin_new_rejects_names_that_cannot_prefix_stages(tmp_path, name):
     result = CliRunner().invoke(cli, ["plugin", "new", name, "--dir", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert f"plugin name {name!r}: use a lower-case Python identifier" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["class", "import"])
+def test_plugin_new_says_a_keyword_is_a_keyword(tmp_path, name):
+    from click.testing import CliRunner
+
+    from msaug.cli import cli
+
+    result = CliRunner().invoke(cli, ["plugin", "new", name, "--dir", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert f"plugin name {name!r} is a Python keyword" in result.output and f"'{name}_maps'" in result.output
+    assert "lower-case" not in result.output  # it is lower-case already
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "taken_by"),
+    [("msaug", "msaug itself"), ("gan", "msaug's own stages (gan.*)"), ("xray", "the installed plugin 'xray' (msaug-xray)")],
+)
+def test_plugin_new_refuses_names_that_clash_with_installed_plugins(tmp_path, name, taken_by):
+    from click.testing import CliRunner
+
+    from msaug.cli import cli
+
+    result = CliRunner().invoke(cli, ["plugin", "new", name, "--dir", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert f"plugin name {name!r} is taken by {taken_by}" in " ".join(result.output.split())
     assert not (tmp_path / "x").exists()
 
 

@@ -29,13 +29,45 @@ def template_root() -> Traversable:
     return resources.files("msaug") / "templates" / "plugin"
 
 
+#: names msaug itself uses: its package and the prefixes of its own stages
+RESERVED_NAMES = frozenset({"msaug", "core", "gan"})
+
+
 def check_name(name: str) -> None:
     """A plugin name becomes the stage prefix (``NAME.stage``) and part of a Python package name."""
-    if not NAME_PATTERN.match(name) or keyword.iskeyword(name):
+    if keyword.iskeyword(name):
+        raise ConfigError(f"plugin name {name!r} is a Python keyword, which cannot name the plugin's module; choose another, e.g. {name + '_maps'!r}")
+    if not NAME_PATTERN.match(name):
         raise ConfigError(
             f"plugin name {name!r}: use a lower-case Python identifier of up to 40 characters "
             "(letters, digits, '_', starting with a letter), e.g. 'dermoscopy'; it prefixes the stage names"
         )
+    clash = name_clash(name)
+    if clash is not None:
+        raise ConfigError(f"plugin name {name!r} is taken by {clash}; its stages would clash with those (NAME.stage); choose another, e.g. {name + '_lab'!r}")
+
+
+def name_clash(name: str) -> str | None:
+    """What already uses ``name`` as a plugin, stage/dataset prefix or ``msaug_NAME`` package, or None."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    if name in RESERVED_NAMES:
+        return "msaug itself" if name == "msaug" else f"msaug's own stages ({name}.*)"
+    for ep in entry_points(group="msaug"):
+        if ep.name == name:
+            dist = getattr(ep, "dist", None)
+            return f"the installed plugin {name!r}" + (f" ({dist.name})" if dist is not None else "")
+    from msaug.plugins import get_registries
+
+    registries = get_registries()
+    for registry in (registries.stages, registries.datasets):
+        taken = [n for n in registry.names() if n.split(".")[0] == name and "." in n]
+        if taken:
+            return f"the {registry.kind}s {', '.join(taken[:3])} of plugin {registry.entry(taken[0]).plugin!r}"
+    if importlib.util.find_spec(f"msaug_{name}") is not None:
+        return f"the installed Python package msaug_{name}"
+    return None
 
 
 def _files(folder: Traversable, prefix: str = "") -> list[tuple[str, Traversable]]:
