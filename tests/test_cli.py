@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -112,3 +113,25 @@ def test_errors_with_bracketed_text_are_printed_verbatim(runner, tmp_path, monke
     assert result.exit_code == code, result.output
     assert text in result.stderr.replace("\n", " ")
     assert "MarkupError" not in result.output
+
+
+def test_tables_are_never_cut_without_a_terminal(capsys):
+    """In a log file (no terminal) the segment metrics table keeps every digit (it read "0.235±…" at 80 columns)."""
+    from msaug.cli_segment import _print_metrics
+    from msaug.segment.metrics import METRICS
+
+    stat = {m: {"mean": 0.2351, "std": 0.0123} for m in METRICS}
+    _print_metrics("test metrics, real protocol", {"classes": {"left_clavicle": stat, "right_lung": stat}, "mean": stat})
+    out = capsys.readouterr().out
+    assert "…" not in out
+    for row in ("left_clavicle", "right_lung", "mean (foreground)"):
+        line = next(line for line in out.splitlines() if row in line)
+        assert line.count("0.235±0.012") == len(METRICS), line
+
+
+def test_piped_output_is_not_wrapped_at_80_columns():
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-m", "msaug", "stages", "list", "--filter", "core.*"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if "core.lab2im" in line)
+    assert "per-structure intensities from the real data" in line and len(line) > 80

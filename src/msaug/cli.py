@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from msaug import __version__
+from msaug.console import make_console
 from msaug.errors import MsaugError, MsaugWarning
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 #: write failures a user can fix (disk full, read-only or forbidden folder)
 WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
-out_console = Console()
+out_console = make_console()
 
 
 class MsaugGroup(click.Group):

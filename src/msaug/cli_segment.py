@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
+from msaug.console import make_console
 from msaug.errors import ConfigError
 
-console = Console(stderr=True)
-out_console = Console()
+console = make_console(stderr=True)
+out_console = make_console()
 
 
 def _data_options(f: Any) -> Any:

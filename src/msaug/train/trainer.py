@@ -367,9 +367,9 @@ class GanTrainer:
         )
         log.warning(msg)
         if self.main:
-            from rich.console import Console
+            from msaug.console import make_console
 
-            Console(stderr=True).print(f"[yellow]warning:[/] {msg}")
+            make_console(stderr=True).print(f"[yellow]warning:[/] {msg}")
         self._write_metrics({"step": snapshot.step, "event": "rollback", "failed_step": failed_at, "reason": reason})
 
     def fit(self, budget: Budget) -> dict[str, Any]:
