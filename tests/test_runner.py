@@ -146,7 +146,7 @@ def test_labels_only_dataset_rejects_an_image_learning_stage_before_training(tmp
     from msaug.pipeline.runner import prepare
 
     write_folder_dataset(tmp_path / "data", images=False)
-    cfg = {**CLASSIC, "stages": [*CLASSIC["stages"][:2], {"use": "gan.translator"}]}
+    cfg = {**CLASSIC, "stages": [*CLASSIC["stages"][:2], {"use": "gan.translator", "budget": {"steps": 2}}]}
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(DataError, match=r"stage 3 'gan.translator' learns images, but dataset 'folder' has labels only \(no .*/data/images folder\); .*core.lab2im"):

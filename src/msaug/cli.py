@@ -190,6 +190,7 @@ def _common_pipeline_options(f: Any) -> Any:
 def pipeline_check(file: Path, profile: str | None, sets: tuple[str, ...]) -> None:
     """Validate a pipeline YAML and type-check its chain of stages (no training)."""
     from msaug.pipeline.runner import prepare
+    from msaug.pipeline.validate import human_bytes
 
     prepared = prepare(file, profile, sets)
     console.print(f"profile: [bold]{prepared.resolved.profile or '(none)'}[/]")
@@ -199,7 +200,8 @@ def pipeline_check(file: Path, profile: str | None, sets: tuple[str, ...]) -> No
         kind = "images and labels" if getattr(prepared.dataset, "has_images", True) else "labels only"
         out_console.print(f"  data checked ({kind}); split: {prepared.split.describe()}", highlight=False)
     for cs in prepared.chain.stages:
-        out_console.print(f"  {cs.index + 1}. {cs.use:<24} {cs.stage.input} → {', '.join(map(str, cs.stage.outputs))}", highlight=False)
+        memory = f" (training memory: at least {human_bytes(cs.memory)})" if cs.memory else ""
+        out_console.print(f"  {cs.index + 1}. {cs.use:<24} {cs.stage.input} → {', '.join(map(str, cs.stage.outputs))}{memory}", highlight=False)
     out_console.print(f"  product: {prepared.chain.image} + {prepared.chain.label}", highlight=False)
 
 

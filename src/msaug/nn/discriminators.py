@@ -85,6 +85,35 @@ class MultiScalePatchDiscriminator(nn.Module):
         super().__init__()
         self.scales = nn.ModuleList(PatchDiscriminator(in_channels, width, layers) for _ in range(scales))
 
+    @staticmethod
+    def coarsest_side(size: int, scales: int) -> int:
+        """Side of the input the last scale sees: ``size`` halved (rounding up) ``scales - 1`` times."""
+        for _ in range(scales - 1):
+            size = math.ceil(size / 2)  # avg_pool2d(3, stride=2, padding=1)
+        return size
+
+    @staticmethod
+    def smallest_side(layers: int = 3) -> int:
+        """Smallest input side a PatchGAN of ``layers`` stride-2 4x4 convolutions can take (8 for 3 layers)."""
+        return 2**layers
+
+    @classmethod
+    def size_problem(cls, size: int, scales: int, layers: int = 3) -> str | None:
+        """Why ``scales`` scales cannot judge ``size``-pixel inputs, and what would fit; None if they can."""
+        need = cls.smallest_side(layers)
+        coarsest = cls.coarsest_side(size, scales)
+        if coarsest >= need:
+            return None
+        smallest = next(s for s in range(need, 1 << 20) if cls.coarsest_side(s, scales) >= need)
+        fitting = [k for k in range(1, scales) if cls.coarsest_side(size, k) >= need]
+        if not fitting:
+            return (f"the {size} px inputs are below the {need} px its patch discriminator needs even at one scale; "
+                    f"use a size of at least {need} px" + (f" with scales: 1, or {smallest} px with scales: {scales}" if scales > 1 else ""))
+        times = f"{scales - 1} time{'s' if scales > 2 else ''}"
+        fix = f"use scales: {max(fitting)}" + (" or fewer" if max(fitting) > 1 else "")
+        return (f"the multi-scale discriminator halves the {size} px inputs {times}, to {coarsest} px, below the {need} px "
+                f"its patch layers need; {fix}, or a size of at least {smallest} px")
+
     def forward(self, x: torch.Tensor) -> Features:
         out = []
         for i, disc in enumerate(self.scales):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from msaug.errors import CompositionError, ConfigError
+from msaug.errors import CompositionError, ConfigError, MsaugError
 from msaug.modality import Image, Label, Modality, Noise
-from msaug.pipeline.config import LoadedYAML, validation_message
+from msaug.pipeline.config import LoadedYAML, format_path, validation_message
 from msaug.plugins import Registries
 from msaug.sample import DataSpec
 from msaug.stage import Stage
@@ -26,6 +26,8 @@ class ComposedStage:
     name: str  # short name (folder, --set paths)
     use: str  # registered name
     stage: Stage
+    #: bytes one training step needs at least, where the stage can tell (set by the check before training)
+    memory: int | None = None
 
     @property
     def label(self) -> str:
@@ -78,10 +80,22 @@ def build_stages(config_stages: list, spec: DataSpec, registries: Registries, lo
         try:
             stage = cls(params, spec)
             stage.input, stage.outputs  # noqa: B018 - modalities must be computable now
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"stages[{i}] ({sc.use}): {exc}") from None
+        except (ValueError, TypeError, MsaugError) as exc:  # sizes the stage cannot work at, among others
+            raise ConfigError(f"{stage_where(loaded, i, sc.use)}: {exc}") from None
         built.append(ComposedStage(i, sc.short_name, sc.use, stage))
     return built
+
+
+def stage_where(loaded: LoadedYAML | None, index: int, use: str, *key: str) -> str:
+    """``file:line: stages[1] (xray.mask_upscale)`` (or ``stages[1].budget.steps (...)``) for messages about one stage.
+
+    Names the pipeline's stage, not the family it is built from (``gan.label_upscaler``), which
+    the user may never have written.
+    """
+    path = ("stages", index, *key)
+    if loaded is None:
+        return f"{format_path(path)} ({use})"
+    return f"{loaded.where(path)} ({use})"
 
 
 def check_chain(stages: list[ComposedStage], spec: DataSpec) -> Chain:

@@ -53,13 +53,16 @@ class LoadedYAML:
     lines: dict[Path_, int] = field(default_factory=dict)
     #: key path -> where an override came from ("--set data.size=64", "profile 'quick'")
     origins: dict[Path_, str] = field(default_factory=dict)
+    #: key path -> line of the profile entry that set it
+    origin_lines: dict[Path_, int] = field(default_factory=dict)
 
     def where(self, path: Sequence[str | int]) -> str:
-        """``file:line: key.path`` for error messages (the nearest known line)."""
+        """``file:line: key.path`` for error messages (the nearest known line; for overrides, the profile's line)."""
         path = tuple(path)
         for n in range(len(path), 0, -1):
             if path[:n] in self.origins:
-                return f"{self.path}: {format_path(path)} (set by {self.origins[path[:n]]})"
+                line = self.origin_lines.get(path[:n])
+                return f"{self.path}{f':{line}' if line else ''}: {format_path(path)} (set by {self.origins[path[:n]]})"
         for n in range(len(path), -1, -1):
             if path[:n] in self.lines:
                 return f"{self.path}:{self.lines[path[:n]]}: {format_path(path)}"
@@ -201,11 +204,39 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[st
     return [(format_path(k), a.get(k, absent), b.get(k, absent)) for k in keys if k not in a or k not in b or a[k] != b[k]]
 
 
-def apply_overrides(loaded: LoadedYAML, overrides: Mapping[str, Any], origin: str) -> None:
+def apply_overrides(loaded: LoadedYAML, overrides: Mapping[str, Any], origin: str, lines: Mapping[str, int] | None = None) -> None:
+    """Set each dotted key; ``lines`` (dotted key -> line of a profile entry) puts that line into later messages."""
     for dotted, value in overrides.items():
-        path = resolve_path(loaded.data, dotted)
-        set_path(loaded.data, path, copy.deepcopy(value), f"{origin}: {dotted}")
+        line = (lines or {}).get(dotted)
+        try:
+            path = resolve_path(loaded.data, dotted)
+            set_path(loaded.data, path, copy.deepcopy(value), f"{origin}: {dotted}")
+        except ConfigError as exc:
+            if line is None:
+                raise
+            message = str(exc) if str(exc).startswith(origin) else f"{origin}: {exc}"
+            raise ConfigError(f"{loaded.path}:{line}: {message}") from None
         loaded.origins[path] = origin if origin.startswith("profile") else f"--set {dotted}={value!r}"
+        if line is not None:
+            loaded.origin_lines[path] = line
+
+
+def profile_lines(loaded: LoadedYAML, name: str) -> dict[str, int]:
+    """Line of each entry of profile ``name``, by its flattened dotted key (as :func:`flatten` spells it)."""
+    found: dict[str, int] = {}
+
+    def walk(mapping: Mapping[str, Any], path: Path_, prefix: str) -> None:
+        for key, value in mapping.items():
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, Mapping) and value:
+                walk(value, path + (key,), dotted)
+            elif path + (key,) in loaded.lines:
+                found[dotted] = loaded.lines[path + (key,)]
+
+    profile = (loaded.data.get("profiles") or {}).get(name)
+    if isinstance(profile, Mapping):
+        walk(profile, ("profiles", name), "")
+    return found
 
 
 def default_profile(available: Sequence[str]) -> str | None:
@@ -294,7 +325,7 @@ def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[s
         overrides = profiles[chosen]
         if not isinstance(overrides, dict):
             raise ConfigError(f"{loaded.where(('profiles', chosen))}: a profile must be a mapping of key paths to values")
-        apply_overrides(loaded, flatten(overrides), f"profile {chosen!r}")
+        apply_overrides(loaded, flatten(overrides), f"profile {chosen!r}", profile_lines(loaded, chosen))
     parsed = [parse_set(s) for s in sets]
     for key, value in parsed:
         apply_overrides(loaded, {key: value}, "--set")
@@ -307,6 +338,12 @@ def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[s
             raise ConfigError(f"{loaded.where(('data', 'root'))}: {exc}") from None
         from_cli = loaded.origins.get(("data", "root"), "").startswith("--set")  # relative to the shell's folder
         data["root"] = str((root if root.is_absolute() or from_cli else base / root).resolve())
+    evaluate = loaded.data.get("evaluate")
+    segmenter = evaluate.get("segmenter") if isinstance(evaluate, dict) else None
+    if isinstance(segmenter, dict) and isinstance(segmenter.get("weights"), str) and segmenter["weights"].strip():
+        weights = Path(segmenter["weights"]).expanduser()  # like data.root: the YAML's folder, or the shell's for --set
+        from_cli = loaded.origins.get(("evaluate", "segmenter", "weights"), "").startswith("--set")
+        segmenter["weights"] = str((weights if weights.is_absolute() or from_cli else base / weights).resolve())
     try:
         config = PipelineConfig.model_validate(loaded.data)
     except ValidationError as exc:

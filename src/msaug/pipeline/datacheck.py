@@ -72,5 +72,18 @@ def check_data(data: DataConfig, dataset: Dataset, chain: Chain, loaded: LoadedY
     if not split.train:
         raise DataError(f"{where('split')}: dataset {data.dataset!r} has no training samples after the split")
     if evaluate and not split.test:
-        raise ConfigError(f"{where('split')}: the evaluate block scores segmenters on the test split, which is empty; set data.split.test above 0")
+        raise ConfigError(f"{where('split')}: the evaluate block scores segmenters on the test split, which is empty: {_why_no_test(data, len(dataset))}")
     return DataCheck(split, has_images)
+
+
+def _why_no_test(data: DataConfig, cases: int) -> str:
+    """Why a split left no test case, and what to change (not "raise data.split.test" when it is 0.5 already)."""
+    if data.split.by == "official":
+        return (f"the official split of {data.dataset!r} has no test cases among the {cases} loaded; "
+                "load the whole dataset (data.count) or remove the evaluate block")
+    if data.split.test == 0:
+        return "data.split.test is 0: set it above 0 (e.g. 0.2), or remove the evaluate block"
+    if cases < 2:
+        return (f"dataset {data.dataset!r} has only {cases} case, and the split keeps at least one for training, "
+                f"so data.split.test ({data.split.test:g}) gets none; add cases or remove the evaluate block")
+    return f"data.split.test ({data.split.test:g}) of {cases} cases left none; add cases or remove the evaluate block"

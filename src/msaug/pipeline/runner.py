@@ -34,6 +34,7 @@ from msaug.modality import Noise
 from msaug.pipeline.composer import Chain, ComposedStage, build_stages, check_chain
 from msaug.pipeline.config import ResolvedConfig, load_pipeline
 from msaug.pipeline.datacheck import check_data
+from msaug.pipeline.validate import check_before_training
 from msaug.pipeline.generate import GenerationResult, check_generate_out, generate
 from msaug.pipeline.runfolder import RESOLVED, drop_damaged_pairs, prepare_out_dir
 from msaug.plugins import Registries, get_registries
@@ -101,6 +102,7 @@ def prepare(path: str | Path, profile: str | None = None, sets: Sequence[str] = 
     dataset = load_dataset(config.data, registries)
     stages = build_stages(config.stages, dataset.spec, registries, resolved.loaded)
     chain = check_chain(stages, dataset.spec)
+    check_before_training(config, chain, dataset, registries, resolved.loaded)  # budgets, stage sizes and memory, evaluate block
     checked = check_data(config.data, dataset, chain, resolved.loaded, evaluate=config.evaluate is not None)
     return Prepared(resolved, registries, dataset, chain, checked.split)
 

@@ -14,7 +14,9 @@ the matching activation so callers never have to remember which.
 
 from __future__ import annotations
 
+import difflib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,30 @@ def build_segmenter(
     return model
 
 
+def check_encoder(encoder: str) -> None:
+    """Raise :class:`UnknownNameError`, with the closest valid names, when smp has no encoder ``encoder``.
+
+    Looks the name up in smp's and timm's registries only: nothing is built or downloaded.
+    """
+    import segmentation_models_pytorch as smp
+
+    if encoder.startswith("tu-"):
+        import timm
+
+        name = encoder[3:]
+        if name and timm.is_model(name):
+            return
+        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.8)
+        hint = f" Did you mean {', '.join(repr('tu-' + c) for c in close)}?" if close else ""
+        raise UnknownNameError(
+            f"unknown encoder {encoder!r}: timm has no model {name!r}.{hint} Valid names: tu- followed by a timm model name "
+            "(python -c 'import timm; print(timm.list_models())'), or one of smp's own encoders (e.g. resnet34)"
+        )
+    names = smp.encoders.get_encoder_names()
+    if encoder not in names:
+        raise UnknownNameError(f"unknown encoder {encoder!r}.{did_you_mean(encoder, names)} Any timm model works with the tu- prefix, e.g. 'tu-resnet18'.")
+
+
 def input_divisor(model: nn.Module) -> int:
     """The factor input sides must be divisible by (the encoder's output stride)."""
     encoder = getattr(model, "encoder", None)
@@ -111,15 +137,23 @@ def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def load_local_weights(model: nn.Module, path: str | Path, min_share: float = 0.5) -> dict[str, int]:
-    """Load weights from a local file into the whole network or its encoder.
+@dataclass
+class WeightsMatch:
+    """Which part of a network a weights file fits (see :func:`load_local_weights`)."""
 
-    The file may hold a full segmenter state dict, an smp encoder state dict, or a plain
-    timm/torchvision backbone (``conv1.weight``...; classifier keys are ignored). The
-    target that matches most tensors by name and shape is used; tensors whose shapes
-    differ (a 3-channel stem for a 1-channel X-ray) are skipped and counted. At least
-    ``min_share`` of the target's tensors must load, otherwise the file is rejected:
-    silently training from scratch with a "pretrained" label would mislead.
+    target_name: str  # network, encoder or backbone
+    target: nn.Module
+    tensors: dict[str, torch.Tensor]
+    total: int
+    skipped: int
+
+
+def match_local_weights(model: nn.Module, path: str | Path, min_share: float = 0.5) -> WeightsMatch:
+    """Read a local weights file and find the part of ``model`` it fits, without loading anything into it.
+
+    Only names and shapes of ``model``'s tensors are used, so ``model`` may live on the meta
+    device: ``msaug pipeline check`` checks a weights file this way before any training.
+    Raises :class:`CheckpointError` when the file is missing, unreadable or fits too little.
     """
     path = Path(path)
     state = _read_state(path)
@@ -146,9 +180,24 @@ def load_local_weights(model: nn.Module, path: str | Path, min_share: float = 0.
             f"{path}: only {count} of {total} tensors match the {name} of this segmenter by name and shape; "
             "is it for another architecture or encoder?"
         )
-    target.load_state_dict(matched, strict=False)
-    log.info("loaded %d/%d %s tensors from %s (%d skipped: shape differs)", count, total, name, path, skipped)
-    return {"loaded": count, "total": total, "skipped": skipped}
+    return WeightsMatch(name, target, matched, total, skipped)
+
+
+def load_local_weights(model: nn.Module, path: str | Path, min_share: float = 0.5) -> dict[str, int]:
+    """Load weights from a local file into the whole network or its encoder.
+
+    The file may hold a full segmenter state dict, an smp encoder state dict, or a plain
+    timm/torchvision backbone (``conv1.weight``...; classifier keys are ignored). The
+    target that matches most tensors by name and shape is used; tensors whose shapes
+    differ (a 3-channel stem for a 1-channel X-ray) are skipped and counted. At least
+    ``min_share`` of the target's tensors must load, otherwise the file is rejected:
+    silently training from scratch with a "pretrained" label would mislead.
+    """
+    match = match_local_weights(model, path, min_share)
+    match.target.load_state_dict(match.tensors, strict=False)
+    count = len(match.tensors)
+    log.info("loaded %d/%d %s tensors from %s (%d skipped: shape differs)", count, match.total, match.target_name, path, match.skipped)
+    return {"loaded": count, "total": match.total, "skipped": match.skipped}
 
 
 def probabilities(logits: torch.Tensor, encoding: str) -> torch.Tensor:

@@ -95,9 +95,62 @@ class GanStage(Stage):
     params: GanParams
     def __init__(self, params: StageParams | dict[str, Any] | None, data: DataSpec):
         super().__init__(params, data)
+        self.check_sizes()
         self.device = torch.device("cpu")
         self.generator = self.build_generator().eval().requires_grad_(False)
         self.fitted = False
+
+    def check_sizes(self) -> None:
+        """Raise :class:`~msaug.errors.ConfigError` naming the param when the networks cannot work at the stage's sizes.
+
+        Called when the stage is built, so ``msaug pipeline check`` refuses such params before any
+        training. The default accepts every size; families with limits (the patch discriminator's
+        smallest input) override it.
+        """
+
+    def training_memory(self) -> int:
+        """Bytes one training step needs at least (float32), found by one pass of both networks on the meta device.
+
+        The meta device computes shapes only (no memory, no arithmetic), so this is cheap at any size
+        and a size the networks cannot handle fails here, as a :class:`~msaug.errors.ConfigError`,
+        instead of at the first training step. Counted: every layer's output for each sample of a
+        micro-batch (the generator once, the discriminator on real and generated samples), and
+        weights, gradients, Adam moments and the EMA copy. Real use is higher (about twice, measured
+        at 64-256 px): this is a floor, used to refuse what cannot fit.
+        """
+        counts = {"generator": 0, "discriminator": 0}
+
+        def counter(kind: str) -> Any:
+            def hook(module: nn.Module, args: Any, output: Any) -> None:
+                if isinstance(output, torch.Tensor):
+                    counts[kind] += output.numel()
+            return hook
+
+        try:
+            with torch.device("meta"):
+                generator, discriminator = self.build_generator(), self.build_discriminator()
+                for kind, net in (("generator", generator), ("discriminator", discriminator)):
+                    for module in net.modules():
+                        if not any(True for _ in module.children()):
+                            module.register_forward_hook(counter(kind))
+                inputs = None if isinstance(self.input, Noise) else torch.zeros(1, self.input.channels, self.input.size, self.input.size)
+                fake = self.make_fake(generator, inputs, 1)
+                if self.conditional:
+                    assert inputs is not None
+                    fake = torch.cat([fake, self.condition(inputs)], dim=1)
+                discriminator(fake)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            sizes = f"{self.input} -> {', '.join(map(str, self.outputs))}"
+            raise ConfigError(f"its networks cannot run at {sizes} ({exc}); change the stage's size params or data.size") from None
+        per_sample = counts["generator"] + 2 * counts["discriminator"]
+        weights = 5 * sum(p.numel() for p in generator.parameters()) + 4 * sum(p.numel() for p in discriminator.parameters())
+        micro_batch = self.params.batch_size // self.params.grad_accum
+        return 4 * (micro_batch * per_sample + weights)
+
+    def _check_discriminator_scales(self, size: int, size_key: str) -> None:
+        problem = MultiScalePatchDiscriminator.size_problem(size, self.params.scales)  # type: ignore[attr-defined]
+        if problem is not None:
+            raise ConfigError(f"params.scales = {self.params.scales}: {problem} (the size is {size_key})")  # type: ignore[attr-defined]
 
     # ---- what each family defines
     @abstractmethod
@@ -126,6 +179,8 @@ class GanStage(Stage):
 
     conditional: ClassVar[bool] = False
     color_channels: ClassVar[int] = 0
+    #: the trainer stops only at a budget: ``msaug pipeline check`` refuses the stage without one
+    needs_budget: ClassVar[bool] = True
 
     def postprocess_label(self, label: torch.Tensor) -> torch.Tensor:
         """Clean up generated hard label maps ``[B, K, H, W]`` (default: unchanged). Must return hard maps."""
@@ -306,13 +361,13 @@ class LabelUpscalerStage(GanStage):
         super_params = params if isinstance(params, StageParams) else self.Params(**(params or {}))
         out = super_params.out_size or data.size  # type: ignore[attr-defined]
         inn = super_params.in_size or max(4, out // 4)  # type: ignore[attr-defined]
-        if out <= inn:
-            raise ConfigError(
-                f"gan.label_upscaler: out_size ({out}) must be larger than in_size ({inn}); "
-                f"set params.in_size below the output size"
-            )
+        if out <= inn:  # the composer names the stage (stages[1], xray.mask_upscale): not the family here
+            raise ConfigError(f"out_size ({out}) must be larger than in_size ({inn}); set params.in_size below the output size")
         self.out_size, self.in_size = out, inn
         super().__init__(super_params, data)
+
+    def check_sizes(self) -> None:
+        self._check_discriminator_scales(self.out_size, "params.out_size, or data.size where unset")
 
     @property
     def input(self) -> Label:
@@ -405,6 +460,9 @@ class TranslatorStage(ImageStageMixin, GanStage):
     @property
     def size(self) -> int:
         return self.params.size or self.data.size
+
+    def check_sizes(self) -> None:
+        self._check_discriminator_scales(self.size, "params.size, or data.size where unset")
 
     @property
     def input(self) -> Label:
