@@ -245,6 +245,20 @@ def test_memory_rule_uses_the_machine_memory(tmp_path, monkeypatch):
     assert "2. gan.label_upscaler" in out and "training memory: at least" in out
 
 
+def test_generating_from_a_finished_run_skips_what_only_training_needs(tmp_path, monkeypatch):
+    """msaug generate (prepare with training=False) may run on a smaller machine, after the evaluate block's files moved."""
+    from msaug.pipeline import validate
+
+    stages = [{"use": "core.real_labels", "params": {"size": 16}}, {"use": "gan.label_upscaler", "params": {"in_size": 16}, "budget": {"steps": 1}},
+              {"use": "core.lab2im"}]
+    path = write_pipeline(tmp_path, stages=stages, evaluate=evaluate_block(weights=str(tmp_path / "moved.safetensors")))
+    monkeypatch.setattr(validate, "available_memory", lambda: (1 << 20, "RAM"))
+    with pytest.raises(ConfigError, match="needs at least"):
+        prepare(path)
+    prepared = prepare(path, training=False)
+    assert prepared.chain.stages[1].memory is not None and prepared.chain.stages[1].memory > 1 << 20
+
+
 # --------------------------------------------------------------------------- case 19: line numbers inside profiles
 def test_errors_in_profiles_name_the_profile_line(tmp_path):
     path = write_pipeline(tmp_path, profiles={"quick": {"generate.count": 6, "data.size": 100000}})

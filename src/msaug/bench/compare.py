@@ -128,7 +128,7 @@ def cost_figures(run_dir: Path, device: str = "cpu", batch: int = 4) -> dict[str
     from msaug.pipeline.runner import RESOLVED, load_stage, prepare
     from msaug.train.device import resolve_device
 
-    prepared = prepare(run_dir / RESOLVED, profile="none")
+    prepared = prepare(run_dir / RESOLVED, profile="none", training=False)
     dev = resolve_device(device)
     params = {}
     for cs in prepared.chain.stages:

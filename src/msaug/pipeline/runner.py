@@ -85,8 +85,12 @@ class Prepared:
         return data
 
 
-def prepare(path: str | Path, profile: str | None = None, sets: Sequence[str] = (), registries: Registries | None = None) -> Prepared:
+def prepare(path: str | Path, profile: str | None = None, sets: Sequence[str] = (), registries: Registries | None = None,
+            training: bool = True) -> Prepared:
     """Load, validate and compose a pipeline and check its data (reads label files, trains nothing).
+
+    ``training=False`` (generating from, or measuring, a finished run) skips what only training
+    and evaluation need: the memory floor and the evaluate block.
 
     Everything a user can get wrong fails here, before any training: the YAML, the chain's
     modalities, and the data (:func:`~msaug.pipeline.datacheck.check_data`: file values and
@@ -102,7 +106,7 @@ def prepare(path: str | Path, profile: str | None = None, sets: Sequence[str] = 
     dataset = load_dataset(config.data, registries)
     stages = build_stages(config.stages, dataset.spec, registries, resolved.loaded)
     chain = check_chain(stages, dataset.spec)
-    check_before_training(config, chain, dataset, registries, resolved.loaded)  # budgets, stage sizes and memory, evaluate block
+    check_before_training(config, chain, dataset, registries, resolved.loaded, training)  # budgets, sizes, memory, evaluate block
     checked = check_data(config.data, dataset, chain, resolved.loaded, evaluate=config.evaluate is not None)
     return Prepared(resolved, registries, dataset, chain, checked.split)
 
@@ -387,7 +391,7 @@ def generate_run(run_dir: str | Path, count: int | None, shard: tuple[int, int] 
     resolved = run_dir / RESOLVED
     if not resolved.is_file():
         raise DataError(f"{run_dir}: no {RESOLVED}; is this a run folder written by msaug pipeline run?")
-    prepared = prepare(resolved, profile="none")
+    prepared = prepare(resolved, profile="none", training=False)
     distributed.init_from_env()
     state = RunState(run_dir, resolve_device(device))
     for cs in prepared.chain.stages:

@@ -55,11 +55,15 @@ def available_memory() -> tuple[int, str]:
 
 
 def check_before_training(config: PipelineConfig, chain: Chain, dataset: Dataset, registries: Registries,
-                          loaded: LoadedYAML | None = None) -> None:
-    """Raise a :class:`ConfigError` on the first value the run could not use (see the module docstring)."""
+                          loaded: LoadedYAML | None = None, training: bool = True) -> None:
+    """Raise a :class:`ConfigError` on the first value the run could not use (see the module docstring).
+
+    ``training=False`` (generating from a finished run, perhaps on a smaller machine) checks the
+    budgets and sizes only: the memory floor and the evaluate block concern training.
+    """
     check_budgets(config, chain, loaded)
-    check_stage_sizes_and_memory(chain, dataset, loaded)
-    if config.evaluate is not None:
+    check_stage_sizes_and_memory(chain, dataset, loaded, memory_limit=training)
+    if config.evaluate is not None and training:
         check_evaluate(config, chain, registries, loaded)
 
 
@@ -79,8 +83,8 @@ def check_budgets(config: PipelineConfig, chain: Chain, loaded: LoadedYAML | Non
             )
 
 
-def check_stage_sizes_and_memory(chain: Chain, dataset: Dataset, loaded: LoadedYAML | None = None) -> None:
-    """Each stage's networks run at its sizes, and its training fits in this machine's memory (``cs.memory`` is set)."""
+def check_stage_sizes_and_memory(chain: Chain, dataset: Dataset, loaded: LoadedYAML | None = None, memory_limit: bool = True) -> None:
+    """Each stage's networks run at its sizes and (``memory_limit``) its training fits this machine's memory; sets ``cs.memory``."""
     spec = dataset.spec
     # the real training cases live in memory at data.size while the stages train
     data_bytes = 4 * len(dataset) * (spec.channels + len(spec.classes)) * spec.size**2
@@ -93,7 +97,7 @@ def check_stage_sizes_and_memory(chain: Chain, dataset: Dataset, loaded: LoadedY
             cs.memory = int(estimate())
         except MsaugError as exc:
             raise ConfigError(f"{stage_where(loaded, cs.index, cs.use)}: {exc}") from None
-        if cs.memory + data_bytes > memory:
+        if memory_limit and cs.memory + data_bytes > memory:
             size = max(getattr(m, "size", 0) for m in (cs.stage.input, *cs.stage.outputs))
             batch = getattr(cs.stage.params, "batch_size", None)
             raise ConfigError(
