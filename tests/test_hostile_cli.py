@@ -48,6 +48,8 @@ def user(tmp_path):
 CASES = [
     ("stages list", ["--filter"]),
     ("stages list", ["--json", "extra"]),
+    ("datasets list", ["--bogus"]),
+    ("segment list", ["extra"]),
     ("pipeline check", ["{tmp}/missing.yaml"]),
     ("pipeline check", ["{tmp}/my-dataset"]),
     ("pipeline check", ["{tmp}/empty.yaml"]),
@@ -134,7 +136,7 @@ def test_every_command_is_in_the_hostile_table():
             out |= leaves(sub, (*path, name)) if isinstance(sub, click.Group) else {" ".join((*path, name))}
         return out
 
-    covered = {" ".join(c.split()[:2]) if c.split()[0] in ("pipeline", "data", "segment", "export", "plugin", "stages") else c.split()[0]
+    covered = {" ".join(c.split()[:2]) if c.split()[0] in ("pipeline", "data", "segment", "export", "plugin", "stages", "datasets") else c.split()[0]
                for c, _ in CASES}
-    missing = leaves(cli) - covered - {"datasets list", "segment list"}  # they take no input beyond --json
+    missing = leaves(cli) - covered
     assert not missing, f"commands without hostile-input cases: {sorted(missing)}"
