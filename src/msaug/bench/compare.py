@@ -249,7 +249,8 @@ def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict
         gap = b["mean"] - c["mean"]
         out["quality"] = {"winner": best, "runner_up": second, "gap": gap, "spread": b["std"] + c["std"],
                           "beyond_spread": seeds >= MIN_SEEDS and gap > b["std"] + c["std"], "seeds": seeds}
-    out["versus_real"] = {arm: against_real(s, seeds) for arm, s in summary.items() if against_real(s, seeds)}
+    calls = {arm: against_real(s, seeds) for arm, s in summary.items()}
+    out["versus_real"] = {arm: call for arm, call in calls.items() if call}
     cost = sorted(((arm, s["cost"]["flops_per_pair"]) for arm, s in summary.items()), key=lambda x: x[1])
     time_rank = ranked(lambda s: s["cost"]["train_seconds"], False)
     if len(cost) >= 2:
