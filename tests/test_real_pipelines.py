@@ -12,7 +12,7 @@ from msaug.cli import cli
 from msaug.data import DATA_ENV
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
-REAL = {"drive.yaml": "DRIVE", "drive-single.yaml": "DRIVE", "cxr-lungs.yaml": "cxr-lungs", "cxr-lungs-single.yaml": "cxr-lungs"}
+REAL = {"drive.yaml": "DRIVE", "drive-single.yaml": "DRIVE", "drive-jitter.yaml": "DRIVE", "cxr-lungs.yaml": "cxr-lungs", "cxr-lungs-single.yaml": "cxr-lungs"}
 
 
 @pytest.mark.parametrize("name", sorted(REAL))
@@ -23,6 +23,20 @@ def test_without_msaug_data_the_check_names_the_setting(name, monkeypatch):
     assert "$MSAUG_DATA, which is not set" in result.output
     assert "data.root" in result.output and name in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("arm", ["drive-single.yaml", "drive-jitter.yaml"])
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_drive_arms_share_data_generation_and_evaluation_with_the_chain(arm, profile, monkeypatch):
+    """msaug compare is fair only if every DRIVE arm sees the same cases, pairs count and segmenter."""
+    monkeypatch.setenv(DATA_ENV, "/nonexistent")  # resolved as text only: no data are read
+    from msaug.pipeline.config import load_pipeline
+
+    chain = load_pipeline(PIPELINES / "drive.yaml", profile=profile).config
+    other = load_pipeline(PIPELINES / arm, profile=profile).config
+    assert other.data == chain.data
+    assert other.generate == chain.generate
+    assert other.evaluate == chain.evaluate
 
 
 @pytest.mark.realdata
