@@ -298,3 +298,19 @@ def test_a_failed_atomic_write_names_the_file(tmp_path, monkeypatch):
         atomic_write(tmp_path / "sub" / "x.png", b"1")
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "sub" / "x.png")
     assert no_temp_files(tmp_path) and not (tmp_path / "sub" / "x.png").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) to fill the disk")
+def test_a_failed_append_names_the_file(tmp_path):
+    """Logs and manifests grow by appended lines (metrics.jsonl, manifest.jsonl): a full disk names the file."""
+    from msaug.io import append_lines
+
+    log = tmp_path / "metrics.jsonl"
+    log.symlink_to("/dev/full")  # every write to it fails with ENOSPC
+    for sync in (False, True):
+        with pytest.raises(OSError) as info:
+            append_lines(log, ['{"step": 1}\n'], sync=sync)
+        assert info.value.errno == errno.ENOSPC and info.value.filename == str(log)
+    append_lines(tmp_path / "ok.jsonl", ["a\n", "b\n"])
+    append_lines(tmp_path / "ok.jsonl", ["c\n"], sync=True)
+    assert (tmp_path / "ok.jsonl").read_text() == "a\nb\nc\n"

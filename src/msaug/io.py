@@ -111,6 +111,27 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         raise
 
 
+def append_lines(path: str | os.PathLike[str], lines: Iterator[str] | list[str], sync: bool = False) -> None:
+    """Append text ``lines`` (each ending in a newline) to ``path``; an OS error names ``path``.
+
+    For logs and manifests that grow line by line: a kill can leave a torn last line, which
+    their readers drop. A write error (a full disk) carries no file name by itself; here it
+    names the file, so the CLI can say which one failed. ``sync`` flushes to disk before returning.
+    """
+    path = Path(path)
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
     with atomic_open(path, "wb") as fh:
         fh.write(data.encode() if isinstance(data, str) else data)

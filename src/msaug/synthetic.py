@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from msaug.errors import DataError
-from msaug.io import atomic_open, image_to_array, png_bytes, read_image, read_json, read_label_array, sha256_file, write_json
+from msaug.io import append_lines, atomic_open, image_to_array, png_bytes, read_image, read_json, read_label_array, sha256_file, write_json
 from msaug.resize import bits_to_channels, channels_to_bits, index_to_channels
 from msaug.sample import DataSpec, Sample
 
@@ -127,17 +127,7 @@ class SyntheticWriter:
                     fh.write(json.dumps(entry, sort_keys=True) + "\n")
 
     def append_manifest(self, entries: Iterable[dict[str, Any]], name: str = MANIFEST) -> None:
-        path = self.root / name
-        try:
-            with open(path, "a", encoding="utf-8") as fh:
-                for entry in entries:
-                    fh.write(json.dumps(entry, sort_keys=True) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:  # a write error names no file by itself (disk full)
-            if exc.filename is not None or exc.errno is None:
-                raise
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        append_lines(self.root / name, [json.dumps(entry, sort_keys=True) + "\n" for entry in entries], sync=True)
 
     def finalize(self, entries: dict[int, dict[str, Any]]) -> None:
         """Rewrite the manifest in index order (atomically) and drop merged shard manifests."""

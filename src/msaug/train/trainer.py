@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from msaug.errors import MsaugError
+from msaug.io import append_lines
 from msaug.nn.augment import diff_augment
 from msaug.nn.discriminators import Features
 from msaug.nn.ema import ema_model
@@ -329,8 +330,7 @@ class GanTrainer:
 
     def _write_metrics(self, row: dict[str, Any]) -> None:
         if self.main:
-            with open(self._metrics_path(), "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            append_lines(self._metrics_path(), [json.dumps(row) + "\n"])
 
     def _sample_grid(self) -> None:
         if not self.main:
