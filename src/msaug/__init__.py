@@ -5,6 +5,8 @@ This module's exports are the public API promised to plugin authors.
 
 from __future__ import annotations
 
+from msaug.api import run_pipeline
+from msaug.batch import collate_samples
 from msaug.data import DataConfig, SplitConfig, load_dataset, split_indices
 from msaug.errors import CheckpointError, CompositionError, ConfigError, DataError, MsaugError, UnknownNameError
 from msaug.hookspecs import hookimpl
@@ -20,6 +22,7 @@ from msaug.resize import harden, resize_image, resize_label
 from msaug.rng import BatchRNG
 from msaug.sample import Dataset, DataSpec, ListDataset, Sample
 from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
+from msaug.synthetic import SyntheticDataset
 
 __version__ = "0.1.0"
 
@@ -50,13 +53,16 @@ __all__ = [
     "Stage",
     "StageParams",
     "StageRegistry",
+    "SyntheticDataset",
     "UnknownNameError",
     "__version__",
+    "collate_samples",
     "get_registries",
     "harden",
     "hookimpl",
     "load_dataset",
     "resize_image",
     "resize_label",
+    "run_pipeline",
     "split_indices",
 ]

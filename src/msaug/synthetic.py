@@ -173,11 +173,21 @@ def read_manifest(root: Path, strict: bool = True, name: str = MANIFEST) -> list
     return entries
 
 
-class SyntheticDataset:
-    """A synthetic dataset folder as a :class:`msaug.Dataset`."""
+class SyntheticDataset(torch.utils.data.Dataset):
+    """A synthetic dataset folder as a :class:`msaug.Dataset` and a ``torch.utils.data.Dataset``.
+
+    ``root`` is the folder ``msaug pipeline run`` / ``msaug generate`` wrote (``RUN/synthetic``,
+    or a ``generate --out`` folder); a run folder holding ``synthetic/`` is accepted too.
+    ``dataset[i]`` is a :class:`msaug.Sample` (``image`` float32 ``[C, H, W]`` in [0, 1],
+    ``label`` float32 ``[K, H, W]`` 0/1 channels, ``meta`` its manifest line); batch them
+    with ``DataLoader(dataset, batch_size=..., collate_fn=msaug.collate_samples)``.
+    ``verify=True`` checks every file's sha256 against the manifest first.
+    """
 
     def __init__(self, root: str | os.PathLike[str], verify: bool = False):
         self.root = Path(root)
+        if not (self.root / DESCRIPTION).is_file() and (self.root / "synthetic" / DESCRIPTION).is_file():
+            self.root = self.root / "synthetic"  # a run folder
         if not (self.root / DESCRIPTION).is_file():
             raise DataError(f"{self.root}: no {DESCRIPTION}; not a synthetic dataset folder written by msaug")
         d = read_json(self.root / DESCRIPTION)
@@ -208,6 +218,11 @@ class SyntheticDataset:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    @property
+    def ids(self) -> list[str]:
+        """Every pair's sample id (``synthetic-NNNNNN``, its manifest index), without reading files."""
+        return [f"synthetic-{e['index']:06d}" for e in self.entries]
 
     def __getitem__(self, index: int) -> Sample:
         e = self.entries[index]
