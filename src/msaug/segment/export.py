@@ -221,6 +221,7 @@ def export_monai(synthetic_dir: str | Path, out_file: str | Path, qc_min_dice: f
         return Path(os.path.relpath(root / p, base)).as_posix()
 
     classes, encoding = list(description["classes"]), description["encoding"]
+    bit_depth = _bit_depth(root, description, entries)
     training = []
     for e in entries:
         item: dict[str, Any] = {"image": rel(e["image"]), "label": rel(e["label"]), "index": int(e["index"])}
@@ -234,9 +235,28 @@ def export_monai(synthetic_dir: str | Path, out_file: str | Path, qc_min_dice: f
         + ("class index per pixel" if encoding == "index" else "bit mask per pixel, bit k = channel k"),
         "labels": {str(i): c for i, c in enumerate(classes)} if encoding == "index" else {str(1 << k): c for k, c in enumerate(classes)},
         "encoding": encoding,
+        # what a loader needs to decode and scale the pairs (msaug.monai.datalist_transforms reads these)
+        "classes": classes,
+        "label_format": "class index per pixel" if encoding == "index" else "bit mask per pixel, bit k = channel k",
+        "label_transform": "msaug.monai.DecodeLabelsd (one 0/1 channel per class, in the order of classes)",
         "channels": int(description["channels"]),
+        "bit_depth": bit_depth,
+        "intensity_range": [0, (1 << bit_depth) - 1],
+        "intensity_transform": f"ScaleIntensityRanged(a_min=0, a_max={(1 << bit_depth) - 1}, b_min=0, b_max=1) gives msaug's [0, 1] images",
         "numTraining": len(training),
         "training": training,
     }
     write_json(out_file, datalist)
     return out_file
+
+
+def _bit_depth(root: Path, description: dict[str, Any], entries: list[dict[str, Any]]) -> int:
+    """The images' bits per sample: the set's description, or (sets that predate it) the first image."""
+    if "bit_depth" in description:
+        return int(description["bit_depth"])
+    if not entries:
+        return 8
+    from PIL import Image as PILImage
+
+    with PILImage.open(root / entries[0]["image"]) as img:
+        return 16 if img.mode.startswith("I") else 8
