@@ -30,7 +30,7 @@ import torch
 from msaug.data import sample_ids
 from msaug.errors import ConfigError, DataError
 from msaug.io import read_json, write_json
-from msaug.pipeline.schema import EvaluateConfig, SegmenterConfig
+from msaug.segment.config import EvaluateConfig, SegmenterConfig
 from msaug.resize import harden, resize_image
 from msaug.sample import Dataset, DataSpec, native_view
 from msaug.segment.audit import memorisation_audit
