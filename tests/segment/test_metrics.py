@@ -94,3 +94,61 @@ def test_foreground_classes_and_fast_dice_agree_with_full_metrics():
     truth, pred = square(8, 0, 0, 4), square(8, 0, 0, 3)
     fast = dice_per_image(two_class(pred)[None], two_class(truth)[None], [1])
     assert float(fast[0]) == pytest.approx(image_metrics(two_class(pred), two_class(pred), two_class(truth))["dice"][1])
+
+
+def random_mask_pairs(n: int, size: int = 48, seed: int = 17) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Blobs, thin bars, single pixels and holes: a truth and a perturbed prediction per pair."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    pairs = []
+    for _ in range(n):
+        masks = []
+        for _ in range(2):
+            m = np.zeros((size, size), bool)
+            for _ in range(int(rng.integers(1, 4))):
+                cy, cx, r = rng.uniform(0, size, 2).tolist() + [rng.uniform(1, size / 4)]
+                m |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+            if rng.random() < 0.5:  # a one-pixel-wide bar, which the choice of edge pixels affects most
+                m[int(rng.integers(0, size)), int(rng.integers(0, size // 2)) : int(rng.integers(size // 2, size))] = True
+            m ^= rng.random((size, size)) < rng.choice([0.0, 0.01, 0.05])  # specks and holes
+            masks.append(m)
+        pairs.append((masks[0], masks[0] ^ (rng.random((size, size)) < 0.02) if rng.random() < 0.3 else masks[1]))
+    return pairs
+
+
+def test_hd95_equals_monai_on_random_mask_pairs():
+    """msaug's HD95 is MONAI's compute_hausdorff_distance(percentile=95) wherever both masks have pixels."""
+    from monai.metrics import compute_hausdorff_distance
+
+    pairs = [(p, t) for p, t in random_mask_pairs(150) if p.any() and t.any()]
+    assert len(pairs) >= 140
+    pred = torch.as_tensor(np.stack([p for p, _ in pairs]))[:, None].float()
+    target = torch.as_tensor(np.stack([t for _, t in pairs]))[:, None].float()
+    theirs = compute_hausdorff_distance(pred, target, include_background=True, percentile=95).numpy()[:, 0]
+    ours = np.array([hd95(p, t) for p, t in pairs])
+    assert np.abs(ours - theirs).max() <= 1e-4 * max(1.0, float(theirs.max()))
+    assert (theirs > 0).sum() > 100  # the pairs differ: the agreement is not 0 == 0
+
+
+def test_hd95_empty_masks_differ_from_monai_as_documented():
+    """MONAI gives NaN whenever a mask is empty; msaug gives 0 for two empty masks (a correct "nothing here")."""
+    import warnings
+
+    from monai.metrics import compute_hausdorff_distance
+
+    empty, full = np.zeros((16, 16), bool), square(16, 4, 4, 6).astype(bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        both = compute_hausdorff_distance(torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16), include_background=True, percentile=95)
+        one = compute_hausdorff_distance(torch.zeros(1, 1, 16, 16), torch.as_tensor(full)[None, None].float(), include_background=True, percentile=95)
+    assert math.isnan(float(both)) and hd95(empty, empty) == 0.0
+    assert math.isnan(float(one)) and math.isnan(hd95(empty, full)) and math.isnan(hd95(full, empty))
+
+
+def test_the_documented_hd95_example_prints_what_it_says(capsys):
+    from tests.test_python_api import doc_examples
+
+    example = doc_examples("Interoperability: HD95 and MONAI")[0]
+    exec(example, {})
+    printed = capsys.readouterr().out.split()
+    assert printed == ["3.0", "3.0"] and "# 3.0 3.0" in example

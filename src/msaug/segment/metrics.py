@@ -44,14 +44,23 @@ def _ratio(num: float, den: float, empty: float) -> float:
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask, structure=np.ones((3, 3), bool), border_value=0)
+    """Mask pixels with a 4-neighbour outside the mask (or outside the image): MONAI's edge pixels.
+
+    ``get_mask_edges`` erodes with scipy's default cross-shaped structure and pads with zeros;
+    a 3x3 square structure would also count pixels with only a diagonal outside neighbour
+    and move HD95 by up to several pixels on thin structures.
+    """
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
 def hd95(pred: np.ndarray, target: np.ndarray) -> float:
     """95th-percentile symmetric Hausdorff distance (pixels) between two 2-D boolean masks.
 
-    As in MONAI: the larger of the two directed 95th percentiles of surface-to-surface
-    distances. 0 if both masks are empty, NaN if exactly one is.
+    Equal to MONAI's ``compute_hausdorff_distance(percentile=95)`` (tested to 1e-4 relative on
+    random mask pairs): edge pixels as :func:`_surface`, Euclidean distance from each edge pixel
+    to the nearest edge pixel of the other mask, linear-interpolated 95th percentile of each
+    direction, the larger of the two. Empty masks: 0 if both are empty (MONAI: NaN), NaN if
+    exactly one is (as MONAI).
     """
     pred, target = pred.astype(bool), target.astype(bool)
     if not pred.any() and not target.any():
