@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,9 +20,10 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from msaug.errors import DataError
 from msaug.modality import Modality, Noise
 from msaug.rng import BatchRNG
-from msaug.sample import DataSpec
+from msaug.sample import DataSpec, Sample
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,26 @@ class Pairs:
         tensors = self.targets if isinstance(self.targets, tuple) else (self.targets,)
         first = next((t for t in (*tensors, self.inputs) if t is not None), None)
         return int(first.shape[0]) if first is not None else len(self.ids)
+
+    @classmethod
+    def from_samples(cls, stage: Stage, samples: Sequence[Sample], spec: DataSpec, who: str | None = None) -> Pairs:
+        """``stage``'s training pairs: its input and output modalities' views of real samples (teacher forcing).
+
+        Image targets are ``None`` when the samples have labels only, which only a stage that
+        does not learn images accepts (a :class:`~msaug.errors.DataError` naming ``who``
+        otherwise). ``roi`` is stacked where ``spec`` has regions of interest and every sample one.
+        """
+        labels_only = any(s.image is None for s in samples)
+        if labels_only and stage.learns_images():
+            raise DataError(f"{who or type(stage).__name__} learns images, but dataset samples have labels only (e.g. {samples[0].id!r})")
+        inputs = None if isinstance(stage.input, Noise) else torch.stack([stage.input.view(s) for s in samples])
+        targets = tuple(
+            None if labels_only and m.kind == "image" else torch.stack([m.view(s) for s in samples]) for m in stage.outputs
+        )
+        roi = None
+        if spec.has_roi and all(s.roi is not None for s in samples):
+            roi = torch.stack([torch.as_tensor(s.roi, dtype=torch.bool) for s in samples])
+        return cls(stage.input, stage.output, inputs, targets if len(targets) > 1 else targets[0], [s.id for s in samples], roi)
 
 
 @dataclass

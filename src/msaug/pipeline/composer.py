@@ -61,6 +61,11 @@ class Chain:
         assert isinstance(out, Label)
         return out
 
+    def product_spec(self, spec: DataSpec) -> DataSpec:
+        """The data spec of the synthetic pairs: the dataset's ``spec`` at the product image's channels and size."""
+        image = self.image
+        return DataSpec(spec.classes, spec.encoding, image.channels, image.size, spec.domain, spec.has_roi, spec.label_downsample)
+
 
 def build_stages(config_stages: list, spec: DataSpec, registries: Registries, loaded: LoadedYAML | None = None) -> list[ComposedStage]:
     """Instantiate each stage from the registry with validated params."""

@@ -18,7 +18,7 @@ from msaug.io import atomic_write, png_bytes, write_json
 from msaug.sample import DataSpec
 
 if TYPE_CHECKING:
-    from msaug.pipeline.runner import Prepared, RunOptions, RunState
+    from msaug.pipeline.runner import Prepared, RunState
 
 PALETTE = np.array(
     [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)],
@@ -116,15 +116,18 @@ def label_metrics(registries: Any, spec: DataSpec, labels: torch.Tensor) -> dict
     return out
 
 
-def write_report(prepared: Prepared, state: RunState, options: RunOptions, console: Console, started: float) -> dict[str, Any]:
-    """Write report.json, report.md, grid.png and loss curves; ``started`` is the run's ``time.monotonic()`` start."""
-    from msaug.pipeline.runner import product_spec
+def write_report(prepared: Prepared, state: RunState, console: Console, started: float, evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write report.json, report.md, grid.png and loss curves from what the phases returned; trains nothing.
+
+    ``evaluation`` is :func:`msaug.pipeline.evaluate.evaluate_run`'s result (``None``: the run
+    was not evaluated); ``started`` is the run's ``time.monotonic()`` start.
+    """
     from msaug.resize import resize_label
     from msaug.synthetic import SyntheticDataset
 
     out = state.out
     config = prepared.config
-    spec = product_spec(prepared)
+    spec = prepared.chain.product_spec(prepared.spec)
     synthetic = SyntheticDataset(out / "synthetic")
     shown = [synthetic[i] for i in range(min(16, len(synthetic)))]
     grid = sample_grid([(s.image, s.label) for s in shown if s.image is not None], spec.encoding)
@@ -181,44 +184,14 @@ def write_report(prepared: Prepared, state: RunState, options: RunOptions, conso
         },
         "label_metrics": metrics,
     }
-    if config.evaluate is not None and options.evaluate:
-        report["evaluation"] = run_evaluation(prepared, state, synthetic, console, options.show_progress)
+    if evaluation is not None:
+        report["evaluation"] = evaluation
     seconds = time.monotonic() - started
     report["seconds_total"] = round(seconds, 2)
     write_json(out / "report.json", report)
     atomic_write(out / "report.md", render_markdown(report))
     console.print(f"[bold green]Done[/] in {seconds:.0f} s: {len(synthetic)} pairs in {out / 'synthetic'}, report {out / 'report.md'}")
     return report
-
-
-def run_evaluation(prepared: Prepared, state: RunState, synthetic: Any, console: Console, show_progress: bool) -> dict[str, Any]:
-    try:
-        from msaug.segment.evaluate import evaluate_pipeline
-    except ImportError as exc:  # the segment layer is optional only while it is being built
-        console.print(f"[yellow]evaluation skipped[/]: {exc}")
-        return {"skipped": str(exc)}
-    from msaug.builtin.datasets import resize_sample
-    from msaug.sample import ListDataset
-
-    spec = prepared.spec
-    synthetic_at_size = ListDataset(spec, [resize_sample(synthetic[i], spec) for i in range(len(synthetic))])
-    console.print("[bold]Evaluating[/] segmentation protocols: " + ", ".join(prepared.config.evaluate.protocols))
-    result = evaluate_pipeline(
-        prepared.config.evaluate, spec, state.train, state.test, synthetic_at_size, state.out / "evaluation", state.device, prepared.config.seed, show_progress
-    )
-    scores = result.get("qc", {}).pop("scores", None)
-    if scores:  # per-pair QC Dice goes into the manifest, where --qc-min-dice and exporters read it
-        from msaug.segment.qc import annotate_manifest
-
-        by_id = {s.id: int(s.meta["index"]) for s in synthetic_at_size.samples}
-        annotate_manifest(state.out / "synthetic", {by_id[i]: d for i, d in scores.items() if i in by_id})
-    from msaug.segment.stage_probe import measure_stages
-
-    result["stages"] = measure_stages(prepared, state, state.out / "evaluation")  # reports its own errors; never raises
-    link = result["stages"].get("weak_link")
-    if link:
-        console.print(f"[bold]Stages[/] on held-out real cases: weak link is stage {link['stage']} {link['use']} (share of reference {link['share']:.2f})")
-    return result
 
 
 def _fmt(value: Any) -> str:

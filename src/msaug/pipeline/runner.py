@@ -30,7 +30,6 @@ from rich.markup import escape
 from msaug.data import Split, load_dataset, sample_ids, split_dataset
 from msaug.errors import CheckpointError, ConfigError, DataError
 from msaug.io import atomic_write, read_json, remove_stale_temp_files, sha256_file, write_json
-from msaug.modality import Noise
 from msaug.pipeline.composer import Chain, ComposedStage, build_stages, check_chain
 from msaug.pipeline.config import ResolvedConfig, load_pipeline
 from msaug.pipeline.datacheck import check_data
@@ -123,18 +122,7 @@ def resolved_yaml(prepared: Prepared) -> str:
 
 def make_pairs(cs: ComposedStage, samples: Sequence[Sample], spec: DataSpec) -> Pairs:
     """Training pairs for one stage: views of the real training samples (teacher forcing)."""
-    stage = cs.stage
-    labels_only = any(s.image is None for s in samples)
-    if labels_only and stage.learns_images():
-        raise DataError(f"{cs.label} learns images, but dataset samples have labels only (e.g. {samples[0].id!r})")
-    inputs = None if isinstance(stage.input, Noise) else torch.stack([stage.input.view(s) for s in samples])
-    targets = tuple(
-        None if labels_only and m.kind == "image" else torch.stack([m.view(s) for s in samples]) for m in stage.outputs
-    )
-    roi = None
-    if spec.has_roi and all(s.roi is not None for s in samples):
-        roi = torch.stack([torch.as_tensor(s.roi, dtype=torch.bool) for s in samples])
-    return Pairs(stage.input, stage.output, inputs, targets if len(targets) > 1 else targets[0], [s.id for s in samples], roi)
+    return Pairs.from_samples(cs.stage, samples, spec, cs.label)
 
 
 def save_stage(cs: ComposedStage, folder: Path, summary: dict[str, Any], seconds: float, budget: Budget) -> str:
@@ -205,8 +193,7 @@ def stage_complete(folder: Path) -> bool:
 
 
 def product_spec(prepared: Prepared) -> DataSpec:
-    s = prepared.spec
-    return DataSpec(s.classes, s.encoding, prepared.chain.image.channels, prepared.chain.image.size, s.domain, s.has_roi, s.label_downsample)
+    return prepared.chain.product_spec(prepared.spec)
 
 
 @dataclass
@@ -341,6 +328,7 @@ def default_out(prepared: Prepared) -> Path:
 
 def run_pipeline(path: str | Path, options: RunOptions, console: Console | None = None) -> dict[str, Any]:
     """Run a pipeline end to end; returns the report (also written to OUT/report.json)."""
+    from msaug.pipeline.evaluate import evaluate_run
     from msaug.pipeline.report import write_report
     from msaug.train import distributed
     from msaug.train.device import resolve_device
@@ -371,7 +359,8 @@ def run_pipeline(path: str | Path, options: RunOptions, console: Console | None 
     generate_step(prepared, state, config.generate.count, None, console, options.show_progress)
     report: dict[str, Any] = {}
     if distributed.is_main():
-        report = write_report(prepared, state, options, console, started)
+        evaluation = evaluate_run(prepared, state, console, options.show_progress) if config.evaluate is not None and options.evaluate else None
+        report = write_report(prepared, state, console, started, evaluation)
     distributed.shutdown()
     return report
 

@@ -39,7 +39,7 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -56,10 +56,7 @@ from msaug.segment.metrics import foreground_classes
 from msaug.segment.qc import score_pairs
 from msaug.segment.segmenter import Segmenter
 from msaug.segment.similarity import label_iou_matrix
-
-if TYPE_CHECKING:
-    from msaug.pipeline.composer import Chain, ComposedStage
-    from msaug.pipeline.runner import Prepared, RunState
+from msaug.stage import Pairs, Stage
 
 #: at most this many generated maps, held-out cases and training maps per stage
 MAX_CASES = 64
@@ -69,6 +66,29 @@ TRAINING_MAPS = 4 * MAX_CASES
 COMPARE_SIZE = 64
 #: random streams of the jitter reference, apart from the stages' own (stream = stage position)
 JITTER_STREAM = 1_000
+
+
+class ProbedStage(Protocol):
+    """One stage of a composed chain, as probed (:class:`msaug.pipeline.composer.ComposedStage` is one)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def use(self) -> str: ...
+    @property
+    def stage(self) -> Stage: ...
+    @property
+    def label(self) -> str: ...
+
+
+class ProbedChain(Protocol):
+    """A composed chain, as probed (:class:`msaug.pipeline.composer.Chain` is one): its stages in order."""
+
+    @property
+    def stages(self) -> Sequence[ProbedStage]: ...
+
 
 LABEL_GENERATOR = "label generator"
 JOINT = "joint image + label generator"
@@ -114,7 +134,7 @@ def label_spec(label: Label, spec: DataSpec) -> DataSpec:
 
 
 @torch.no_grad()
-def run_stage(cs: ComposedStage, x: torch.Tensor | None, n: int, seed: int, device: torch.device, batch_size: int) -> tuple[torch.Tensor, ...]:
+def run_stage(cs: ProbedStage, x: torch.Tensor | None, n: int, seed: int, device: torch.device, batch_size: int) -> tuple[torch.Tensor, ...]:
     """``cs.stage`` on ``n`` rows of ``x`` (or on noise), seeded as generation seeds it; outputs on CPU."""
     stage = cs.stage
     stage.to(device)
@@ -207,17 +227,15 @@ class Probe:
         """At most ``TRAINING_MAPS`` training cases, read only when a label-generating stage needs them."""
         return [self.train_set[i] for i in range(min(len(self.train_set), TRAINING_MAPS))]
 
-    def pairs(self, cs: ComposedStage, samples: Sequence[Sample]) -> Any:
-        from msaug.pipeline.runner import make_pairs
-
-        return make_pairs(cs, samples, self.spec)
+    def pairs(self, cs: ProbedStage, samples: Sequence[Sample]) -> Pairs:
+        return Pairs.from_samples(cs.stage, samples, self.spec, cs.label)
 
     def segmenter(self) -> Segmenter:
         if self.reference is None:
             raise NotMeasured(self.reference_note or "no real-trained reference segmenter")
         return self.reference
 
-    def label_generator(self, cs: ComposedStage) -> dict[str, Any]:
+    def label_generator(self, cs: ProbedStage) -> dict[str, Any]:
         stage = cs.stage
         at = next(o for o, m in enumerate(stage.outputs) if isinstance(m, Label))
         label = stage.outputs[at]
@@ -247,7 +265,7 @@ class Probe:
             self._joint_images(cs, row, generated, held_pairs, at)
         return row
 
-    def _joint_images(self, cs: ComposedStage, row: dict[str, Any], generated: tuple[torch.Tensor, ...], held_pairs: Any, at: int) -> None:
+    def _joint_images(self, cs: ProbedStage, row: dict[str, Any], generated: tuple[torch.Tensor, ...], held_pairs: Any, at: int) -> None:
         """A joint stage's image figures: own-label Dice of its pairs over real-image Dice; its share is the lower one."""
         segmenter = self.segmenter()
         image_at = 1 - at
@@ -262,7 +280,7 @@ class Probe:
             row.update(figure="Dice of the reference segmenter on the stage's images against its own labels", value=_r(own),
                        reference="the same segmenter on held-out real images", reference_value=_r(real), share=image_share)
 
-    def label_to_label(self, cs: ComposedStage) -> dict[str, Any]:
+    def label_to_label(self, cs: ProbedStage) -> dict[str, Any]:
         output = cs.stage.outputs[0]
         assert isinstance(output, Label)
         spec = label_spec(output, self.spec)
@@ -286,7 +304,7 @@ class Probe:
         }
         return {**row, "share": _share(row["value"], row["reference_value"])}
 
-    def translator(self, cs: ComposedStage) -> dict[str, Any]:
+    def translator(self, cs: ProbedStage) -> dict[str, Any]:
         segmenter = self.segmenter()
         if any(s.image is None for s in self.test):
             raise NotMeasured("the held-out cases have no images (labels-only data): there is no real image to compare with")
@@ -308,7 +326,7 @@ class Probe:
         }
         return {**row, "share": _share(translated, ceiling)}
 
-    def measure(self, cs: ComposedStage) -> dict[str, Any]:
+    def measure(self, cs: ProbedStage) -> dict[str, Any]:
         """One stage's row; a probe that raises gives a row with its error instead."""
         kind = stage_kind(cs.stage)
         row: dict[str, Any] = {"stage": cs.index + 1, "name": cs.name, "use": cs.use, "kind": kind, "input": str(cs.stage.input),
@@ -355,7 +373,7 @@ def weak_link(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"stage": worst["stage"], "name": worst["name"], "use": worst["use"], "share": worst["share"], "figure": worst["figure"]}
 
 
-def probe_stages(chain: Chain, spec: DataSpec, train: Dataset, test: Dataset, device: torch.device | str, seed: int, count: int,
+def probe_stages(chain: ProbedChain, spec: DataSpec, train: Dataset, test: Dataset, device: torch.device | str, seed: int, count: int,
                  batch_size: int = 16, reference: Segmenter | None = None, reference_note: str | None = None) -> dict[str, Any]:
     """Measure every stage of ``chain`` on the held-out cases ``test`` (see the module docstring); JSON-able."""
     started = time.monotonic()
@@ -373,18 +391,6 @@ def load_reference(folder: Path, device: torch.device | str) -> tuple[Segmenter 
     if not (folder / "segmenter.json").is_file():
         return None, f"no real-trained segmenter at {folder} (the evaluation trains one when `real` is a protocol or pairs were generated)"
     return Segmenter.load(folder, device), None
-
-
-def measure_stages(prepared: Prepared, state: RunState, evaluation_dir: Path) -> dict[str, Any]:
-    """:func:`probe_stages` for a finished run; never raises (an error becomes the result's ``error``)."""
-    try:
-        reference, note = load_reference(Path(evaluation_dir) / "real" / "checkpoint", state.device)
-        gen = prepared.config.generate
-        assert state.train is not None and state.test is not None
-        return probe_stages(prepared.chain, prepared.spec, state.train, state.test, state.device, gen.seed, gen.count,
-                            gen.batch_size, reference, note)
-    except Exception as exc:  # noqa: BLE001 - the measurement must not cost the run its report
-        return {"rows": [], "weak_link": None, "error": f"{type(exc).__name__}: {exc}"}
 
 
 # ---- Markdown ------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""The evaluate phase of a run: segmenters trained under each protocol, pair QC, the per-stage measurement.
+
+:func:`evaluate_run` is called by the runner after generation and before the report, which
+only renders what it returns (report.json's ``evaluation``). It is the one place of a run that
+trains segmenters and writes the per-pair QC Dice into the synthetic manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from msaug.builtin.datasets import resize_sample
+from msaug.sample import ListDataset
+from msaug.segment.evaluate import evaluate_pipeline
+from msaug.segment.qc import annotate_manifest
+from msaug.segment.stage_probe import load_reference, probe_stages
+from msaug.synthetic import SyntheticDataset
+
+if TYPE_CHECKING:
+    from msaug.pipeline.runner import Prepared, RunState
+
+
+def evaluate_run(prepared: Prepared, state: RunState, console: Console, show_progress: bool) -> dict[str, Any]:
+    """Run the pipeline's ``evaluate:`` block on the run's synthetic pairs; the result is JSON-able.
+
+    Writes ``OUT/evaluation/`` (each protocol's segmenter and result) and the per-pair QC Dice
+    into ``OUT/synthetic/manifest.jsonl``, where ``--qc-min-dice`` and the exporters read it.
+    """
+    spec = prepared.spec
+    synthetic = SyntheticDataset(state.out / "synthetic")
+    synthetic_at_size = ListDataset(spec, [resize_sample(synthetic[i], spec) for i in range(len(synthetic))])
+    console.print("[bold]Evaluating[/] segmentation protocols: " + ", ".join(prepared.config.evaluate.protocols))
+    result = evaluate_pipeline(
+        prepared.config.evaluate, spec, state.train, state.test, synthetic_at_size, state.out / "evaluation", state.device, prepared.config.seed, show_progress
+    )
+    scores = result.get("qc", {}).pop("scores", None)
+    if scores:  # per-pair QC Dice goes into the manifest, where --qc-min-dice and exporters read it
+        by_id = {s.id: int(s.meta["index"]) for s in synthetic_at_size.samples}
+        annotate_manifest(state.out / "synthetic", {by_id[i]: d for i, d in scores.items() if i in by_id})
+    result["stages"] = measure_stages(prepared, state, state.out / "evaluation")  # reports its own errors; never raises
+    link = result["stages"].get("weak_link")
+    if link:
+        console.print(f"[bold]Stages[/] on held-out real cases: weak link is stage {link['stage']} {link['use']} (share of reference {link['share']:.2f})")
+    return result
+
+
+def measure_stages(prepared: Prepared, state: RunState, evaluation_dir: Path) -> dict[str, Any]:
+    """:func:`~msaug.segment.stage_probe.probe_stages` for a finished run; never raises (an error becomes the result's ``error``)."""
+    try:
+        reference, note = load_reference(Path(evaluation_dir) / "real" / "checkpoint", state.device)
+        gen = prepared.config.generate
+        assert state.train is not None and state.test is not None
+        return probe_stages(prepared.chain, prepared.spec, state.train, state.test, state.device, gen.seed, gen.count,
+                            gen.batch_size, reference, note)
+    except Exception as exc:  # noqa: BLE001 - the measurement must not cost the run its report
+        return {"rows": [], "weak_link": None, "error": f"{type(exc).__name__}: {exc}"}
