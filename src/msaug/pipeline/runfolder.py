@@ -72,13 +72,13 @@ def run_folder_kind(folder: Path) -> Kind | None:
 
 
 def write_marker(folder: Path, pipeline: str) -> None:
-    from msaug import __version__
+    from importlib.metadata import version  # the installed distribution's; the package root is above this layer
 
     write_json(
         folder / MARKER,
         {
             "format": MARKER_FORMAT,
-            "created_by": f"msaug {__version__}",
+            "created_by": f"msaug {version('msaug')}",
             "pipeline": pipeline,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
