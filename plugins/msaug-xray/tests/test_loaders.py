@@ -178,7 +178,8 @@ def test_shenzhen_missing_mask_folder(tmp_path):
         shenzhen_dataset(DataConfig(dataset="xray.shenzhen", root=tmp_path))
 
 
-def _dicom(path: Path, pixels: np.ndarray, bits_stored: int, photometric: str) -> None:
+def _dicom(path: Path, pixels: np.ndarray, bits_stored: int, photometric: str, **header: object) -> None:
+    """A one-frame 16-bit-word DX file; ``header``: further attributes (RescaleSlope, WindowCenter, ...)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -197,6 +198,8 @@ def _dicom(path: Path, pixels: np.ndarray, bits_stored: int, photometric: str) -
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
     ds.PixelRepresentation = 0
     ds.PixelData = pixels.astype("<u2").tobytes()
+    for key, value in header.items():
+        setattr(ds, key, value)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
 
@@ -211,6 +214,45 @@ def test_read_dicom_respects_bits_stored_and_monochrome1(tmp_path):
     (tmp_path / "bad.dcm").write_bytes(b"not a dicom file")
     with pytest.raises(DataError, match="bad.dcm: cannot read DICOM pixels"):
         read_dicom(tmp_path / "bad.dcm")
+
+
+def test_read_dicom_applies_rescale_and_window_in_modality_units(tmp_path):
+    # modality value = 2 * stored - 1024; window 1000 +- 1000 (LINEAR): -1024 -> 0, 500 -> 0.25, 1000 -> 0.5, 7166 -> 1
+    pixels = np.array([[0, 762], [1012, 4095]], dtype=np.uint16)
+    header = {"RescaleSlope": 2, "RescaleIntercept": -1024, "WindowCenter": 1000, "WindowWidth": 2000}
+    _dicom(tmp_path / "w.dcm", pixels, 12, "MONOCHROME2", **header)
+    image = read_dicom(tmp_path / "w.dcm")
+    assert np.allclose(image, [[0.0, 0.25], [0.5, 1.0]], atol=1e-3)
+    _dicom(tmp_path / "w1.dcm", pixels, 12, "MONOCHROME1", **header)
+    assert np.allclose(read_dicom(tmp_path / "w1.dcm"), 1.0 - image)  # inverted after the VOI LUT
+    # rescale alone maps the rescaled stored range to [0, 1]: the same picture as the stored values
+    _dicom(tmp_path / "r.dcm", pixels, 12, "MONOCHROME2", RescaleSlope=2, RescaleIntercept=-1024)
+    assert np.allclose(read_dicom(tmp_path / "r.dcm"), pixels / 4095.0, atol=1e-6)
+
+
+def test_read_dicom_applies_a_voi_lut_sequence_and_scales_by_its_entry_depth(tmp_path):
+    from pydicom.dataset import Dataset
+
+    lut = np.round(np.sqrt(np.arange(4096) / 4095) * 255).astype(int)  # a gamma-like display curve, 8-bit entries
+    item = Dataset()
+    item.add_new(0x00283002, "US", [4096, 0, 8])  # LUT Descriptor: entries, first value mapped, bits per entry
+    item.add_new(0x00283006, "US", lut.tolist())  # LUT Data
+    pixels = np.array([[0, 1024], [2048, 4095]], dtype=np.uint16)
+    _dicom(tmp_path / "lut.dcm", pixels, 12, "MONOCHROME2", VOILUTSequence=[item], WindowCenter=100, WindowWidth=10)
+    image = read_dicom(tmp_path / "lut.dcm")  # the LUT is preferred over the window, as pydicom's apply_voi_lut does
+    assert np.allclose(image, lut[pixels] / 255.0, atol=1e-6)
+    assert image[0, 1] == pytest.approx(128 / 255, abs=1e-6)  # sqrt(1024/4095) * 255 = 127.5 -> 128, not 1024/4095
+    wide = Dataset()  # 16-bit entries: the output range is 0..65535
+    wide.add_new(0x00283002, "US", [4096, 0, 16])
+    wide.add_new(0x00283006, "US", (lut * 257).tolist())
+    _dicom(tmp_path / "lut16.dcm", pixels, 12, "MONOCHROME2", VOILUTSequence=[wide])
+    assert np.allclose(read_dicom(tmp_path / "lut16.dcm"), image, atol=1e-6)
+    bad = Dataset()
+    bad.add_new(0x00283002, "US", [4096, 0, 9])  # 9 bits per entry: not a depth the standard allows
+    bad.add_new(0x00283006, "US", lut.tolist())
+    _dicom(tmp_path / "bad_lut.dcm", pixels, 12, "MONOCHROME2", VOILUTSequence=[bad])
+    with pytest.raises(DataError, match=r"bad_lut.dcm: cannot apply the header's modality/VOI LUT \(NotImplementedError: '9' bits per LUT entry"):
+        read_dicom(tmp_path / "bad_lut.dcm")
 
 
 def test_dicom_folder_dataset(tmp_path):
@@ -250,3 +292,15 @@ def test_read_mask_names_the_unreadable_file(tmp_path):
         read_mask(bad)
     with pytest.raises(DataError, match=r"missing\.gif: file not found"):
         read_mask(tmp_path / "missing.gif")
+
+
+def test_the_documented_dicom_example_prints_what_pydicom_shows(tmp_path, monkeypatch, capsys):
+    import re
+
+    text = (Path(__file__).resolve().parents[3] / "docs/segmentation.md").read_text()
+    example = re.findall(r"```python\n(.+?)\n```", text.split("## Interoperability: DICOM\n", 1)[1], flags=re.S)[0]
+    pixels = (np.add.outer(np.arange(32), np.arange(32)) * 64).astype(np.uint16)  # 0 .. 3968
+    _dicom(tmp_path / "case.dcm", pixels, 12, "MONOCHROME2", RescaleSlope=2, RescaleIntercept=-1024, WindowCenter=2000, WindowWidth=3000)
+    monkeypatch.chdir(tmp_path)
+    exec(example, {})
+    assert capsys.readouterr().out.split() == ["float32", "0.0", "1.0", "True"]
