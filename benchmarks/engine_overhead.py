@@ -8,7 +8,9 @@ For each family the same networks (same initial weights) are trained side by sid
   G step with feature matching where the family uses it, EMA update) and nothing else.
 
 Rounds alternate bare/trainer so load changes on a shared machine hit both alike; the
-report gives the median seconds per step of each and their ratio (target <= 1.15).
+report gives the median seconds per step of each and their ratio (target <= 1.15). On CUDA
+both sides use the trainer's bf16 autocast and ``channels_last`` and are timed after a
+synchronize (``benchmarks/gpu_check.py`` reuses these functions there).
 
     python benchmarks/engine_overhead.py --sizes 32 64 --steps 10 --rounds 5 --threads 2
 """
@@ -16,9 +18,11 @@ report gives the median seconds per step of each and their ratio (target <= 1.15
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +30,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from msaug import Budget, DataSpec, FitContext, Noise, Pairs
+from msaug import Budget, DataSpec, FitContext, MsaugError, Noise, Pairs
 from msaug.nn import diff_augment, discriminator_loss, feature_matching_loss, generator_loss, r1_penalty
 from msaug.resize import resize_label
 from msaug.rng import BatchRNG
+from msaug.train.device import resolve_device
 from msaug.train.stages import JointStage, LabelGeneratorStage, LabelUpscalerStage, TranslatorStage
 from msaug.train.trainer import GanSetup, GanTrainer, TrainSettings
 
@@ -65,8 +70,8 @@ def pairs_for(family: str, spec: DataSpec, labels: torch.Tensor, images: torch.T
     return Pairs(Noise(128), (spec.image, spec.label), None, (images, labels))
 
 
-def build(stage, pairs: Pairs, steps: int, out: Path) -> GanTrainer:
-    """A trainer exactly as ``GanStage.fit`` builds it."""
+def build(stage, pairs: Pairs, steps: int, out: Path, device: str | torch.device = "cpu") -> GanTrainer:
+    """A trainer exactly as ``GanStage.fit`` builds it (on ``device``)."""
     p = stage.params
     inputs, targets = stage.training_tensors(pairs)
     torch.manual_seed(0)
@@ -75,16 +80,27 @@ def build(stage, pairs: Pairs, steps: int, out: Path) -> GanTrainer:
         stage.condition if stage.conditional else None, stage.color_channels,
     )
     settings = TrainSettings(
-        lr=p.lr, batch_size=p.batch_size, ema=p.ema, loss=p.loss, r1_gamma=p.r1_gamma, r1_every=p.r1_every,
+        lr=p.lr, batch_size=p.batch_size, ema=p.ema, amp=p.amp, loss=p.loss, r1_gamma=p.r1_gamma, r1_every=p.r1_every,
         feature_matching=stage.feature_matching_weight(), augment=tuple(a for a in p.augment.split(",") if a),
         log_every=10, sample_every=steps, checkpoint_every=steps,
     )
-    return GanTrainer(setup, settings, inputs, targets, FitContext(out, resume=False, show_progress=False))
+    ctx = FitContext(out, device=torch.device(device), resume=False, show_progress=False)
+    return GanTrainer(setup, settings, inputs, targets, ctx)
 
 
 def bare_loop(t: GanTrainer, steps: int) -> None:
-    """The same training maths as GanTrainer.train_step, written as a plain PyTorch loop."""
+    """The same training maths as GanTrainer.train_step, written as a plain PyTorch loop.
+
+    With the trainer's precision: bf16 autocast around the forward passes where the trainer
+    uses it (CUDA), none on CPU; the tensors are already in its memory format.
+    """
     s, G, D, setup = t.settings, t.G, t.D, t.setup
+
+    def autocast():
+        if t.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(t.device.type, dtype=t.amp_dtype)
+
     ema = copy.deepcopy(G).requires_grad_(False)
     ema_params, params = list(ema.parameters()), list(G.parameters())
     opt_g = torch.optim.Adam(G.parameters(), lr=s.lr, betas=s.betas, fused=True)
@@ -101,16 +117,17 @@ def bare_loop(t: GanTrainer, steps: int) -> None:
         return parts
 
     for step in range(steps):
-        idx = torch.randint(len(t.targets), (s.batch_size,))
+        idx = torch.randint(len(t.targets), (s.batch_size,)).to(t.device)
         real = t.targets[idx]
         cond = None if t.inputs is None else t.inputs[idx]
         n = real.shape[0]
         opt_d.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            fake = setup.make_fake(G, cond, n)
-        r_in, f_in = d_in(real, fake, cond)
-        scores = D(torch.cat([r_in, f_in]))
-        loss = discriminator_loss(s.loss, [[x[:n] for x in sc] for sc in scores], [[x[n:] for x in sc] for sc in scores])
+        with autocast():
+            with torch.no_grad():
+                fake = setup.make_fake(G, cond, n)
+            r_in, f_in = d_in(real, fake, cond)
+            scores = D(torch.cat([r_in, f_in]))
+            loss = discriminator_loss(s.loss, [[x[:n] for x in sc] for sc in scores], [[x[n:] for x in sc] for sc in scores])
         loss.backward()
         opt_d.step()
         if s.r1_gamma > 0 and step % s.r1_every == 0:
@@ -120,17 +137,18 @@ def bare_loop(t: GanTrainer, steps: int) -> None:
             opt_d.step()
         opt_g.zero_grad(set_to_none=True)
         D.requires_grad_(False)
-        fake = setup.make_fake(G, cond, n)
-        if s.feature_matching > 0:
-            r_in, f_in = d_in(real, fake, cond)
-        else:
-            (f_in,) = d_in(None, fake, cond)
-        fake_scores = D(f_in)
-        loss = generator_loss(s.loss, fake_scores)
-        if s.feature_matching > 0:
-            with torch.no_grad():
-                real_scores = D(r_in)
-            loss = loss + s.feature_matching * feature_matching_loss(real_scores, fake_scores)
+        with autocast():
+            fake = setup.make_fake(G, cond, n)
+            if s.feature_matching > 0:
+                r_in, f_in = d_in(real, fake, cond)
+            else:
+                (f_in,) = d_in(None, fake, cond)
+            fake_scores = D(f_in)
+            loss = generator_loss(s.loss, fake_scores)
+            if s.feature_matching > 0:
+                with torch.no_grad():
+                    real_scores = D(r_in)
+                loss = loss + s.feature_matching * feature_matching_loss(real_scores, fake_scores)
         loss.backward()
         D.requires_grad_(True)
         opt_g.step()
@@ -138,29 +156,53 @@ def bare_loop(t: GanTrainer, steps: int) -> None:
             torch._foreach_lerp_(ema_params, params, 1 - min(s.ema, (1 + step) / (10 + step)))
 
 
-def measure(family: str, size: int, steps: int, rounds: int, batch: int) -> dict:
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a wall-clock reading covers it (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def family_setup(family: str, size: int, params: dict) -> tuple:
+    """``(stage, pairs)``: one family's stage with ``params`` and its pairs from :func:`synthetic`."""
     spec = DataSpec(("background", "organ", "core"), "index", 1, size)
     labels, images = synthetic(16, size)
-    pairs = pairs_for(family, spec, labels, images)
-    stage = FAMILIES[family]({"batch_size": batch}, spec)
+    return FAMILIES[family](params, spec), pairs_for(family, spec, labels, images)
+
+
+def time_round(stage, pairs: Pairs, steps: int, out: Path, device: torch.device) -> tuple[float, float, GanTrainer]:
+    """One round: ``(bare seconds per step, trainer seconds per step, the trainer)``, bare first."""
+    t = build(stage, pairs, steps, out / "bare", device)
+    synchronize(device)
+    start = time.perf_counter()
+    bare_loop(t, steps)
+    synchronize(device)
+    bare = (time.perf_counter() - start) / steps
+    t = build(stage, pairs, steps, out / "trainer", device)
+    synchronize(device)
+    start = time.perf_counter()
+    t.fit(Budget(steps=steps))
+    synchronize(device)
+    return bare, (time.perf_counter() - start) / steps, t
+
+
+def measure(family: str, size: int, steps: int, rounds: int, batch: int, device: str | torch.device = "cpu") -> dict:
+    dev = torch.device(device)
+    stage, pairs = family_setup(family, size, {"batch_size": batch})
     bare, framed = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
-            t = build(stage, pairs, steps, Path(tmp) / f"b{r}")
-            start = time.perf_counter()
-            bare_loop(t, steps)
-            bare.append((time.perf_counter() - start) / steps)
-            t = build(stage, pairs, steps, Path(tmp) / f"t{r}")
-            start = time.perf_counter()
-            t.fit(Budget(steps=steps))
-            framed.append((time.perf_counter() - start) / steps)
+            b, f, t = time_round(stage, pairs, steps, Path(tmp) / f"r{r}", dev)
+            bare.append(b)
+            framed.append(f)
         stage.generator = t.ema.module.eval()
+        stage.device = dev
         gen_batch = 16
-        x = None if pairs.inputs is None else pairs.inputs[:1].repeat(gen_batch, 1, 1, 1)
+        x = None if pairs.inputs is None else pairs.inputs[:1].repeat(gen_batch, 1, 1, 1).to(dev)
         times = []
         for r in range(3):
             start = time.perf_counter()
             stage.generate(x, BatchRNG.for_indices(0, range(r * gen_batch, (r + 1) * gen_batch)))
+            synchronize(dev)
             times.append(time.perf_counter() - start)
     b, f = statistics.median(bare), statistics.median(framed)
     return {
@@ -178,11 +220,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = ap.parse_args()
+    try:
+        device = resolve_device(args.device)
+    except MsaugError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     torch.set_num_threads(args.threads)
     for size in args.sizes:
         for family in args.families:
-            print(json.dumps(measure(family, size, args.steps, args.rounds, args.batch)), flush=True)
+            print(json.dumps(measure(family, size, args.steps, args.rounds, args.batch, device)), flush=True)
 
 
 if __name__ == "__main__":
