@@ -578,6 +578,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--sizes", type=int, nargs="+", help="data sizes in px (default 256 512; --tiny: 32 64)")
     ap.add_argument("--steps", type=int, help="timed training steps per stage (default 20; --tiny: 2)")
     ap.add_argument("--warmup", type=int, help="untimed warm-up steps per stage (default 5; --tiny: 1)")
+    ap.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
     ap.add_argument("--ddp", choices=("auto", "gloo", "off"), default="auto",
                     help="auto: NCCL with 2+ CUDA devices, else skipped; gloo: 2 CPU processes (tests the path)")
     ap.add_argument("--ddp-worker", type=Path, help=argparse.SUPPRESS)
@@ -601,6 +602,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         changes["sizes"] = tuple(args.sizes)
     if args.max_seconds <= 0:
         raise ConfigError(f"--max-seconds {args.max_seconds:g}: must be positive")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: must be at least 1")
     return Plan(**{**plan.__dict__, **changes}) if changes else plan
 
 
@@ -620,6 +623,8 @@ def run_check(args: argparse.Namespace) -> int:
     plan = make_plan(args)
     device = resolve_device("cpu" if args.tiny and args.device == "auto" else args.device)
     out = check_out(args.out)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     guard = Guard(args.max_seconds)
     report: dict[str, Any] = {
         "check": "msaug benchmarks/gpu_check.py", "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

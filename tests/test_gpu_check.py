@@ -33,16 +33,24 @@ def _table_rows(markdown: str, heading: str) -> list[list[str]]:
     return [[c.strip() for c in line.strip("|").split("|")] for line in rows[2:]]
 
 
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_tiny_check_measures_every_family_size_and_chain(gpu_check, tmp_path, capsys):
+def test_tiny_check_measures_every_family_size_and_chain(gpu_check, tmp_path, capsys, restore_threads):
     out = tmp_path / "check"
-    assert gpu_check.main(["--out", str(out), "--tiny", "--max-seconds", "100000"]) == 0
+    # one thread: several threads on a loaded 2-core machine spin against each other (150 s instead of 15 s)
+    assert gpu_check.main(["--out", str(out), "--tiny", "--threads", "1", "--max-seconds", "100000"]) == 0
     report = json.loads((out / "gpu_check.json").read_text())
     markdown = (out / "gpu_check.md").read_text()
     assert capsys.readouterr().out == markdown  # the table is printed as written
 
     assert list(report["sections"]) == SECTIONS
-    assert report["device"]["type"] == "cpu" and report["device"]["name"]
+    assert report["device"]["type"] == "cpu" and report["device"]["name"] and report["device"]["threads"] == 1
     assert report["torch"] == torch.__version__
     assert report["dtype"] == "float32" and report["channels_last"] is False  # bf16 and channels_last are CUDA-only
     assert report["sizes"] == [32, 64] and report["steps"] == {"warmup": 1, "timed": 2, "final_untimed": 1}
@@ -123,6 +131,7 @@ def test_device_cuda_without_a_gpu_is_one_clear_error(gpu_check, tmp_path, capsy
         (["--steps", "0"], "error: --steps 0: must be at least 1"),
         (["--sizes", "30"], "error: --sizes 30: a size must be a multiple of 4 and at least 32 px"),
         (["--max-seconds", "0"], "error: --max-seconds 0: must be positive"),
+        (["--threads", "0"], "error: --threads 0: must be at least 1"),
         ([], "error: --out DIR is required"),
         (["--out", "FILE"], "error: --out FILE: exists and is not a folder"),
     ],
