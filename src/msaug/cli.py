@@ -199,6 +199,10 @@ def pipeline_check(file: Path, profile: str | None, sets: tuple[str, ...]) -> No
     if prepared.split is not None:
         kind = "images and labels" if getattr(prepared.dataset, "has_images", True) else "labels only"
         out_console.print(f"  data checked ({kind}); split: {prepared.split.describe()}", highlight=False)
+    data = prepared.config.data
+    if data.crops:
+        out_console.print(f"  the stages learn {data.crops} random {data.size} px crops of the training cases at their original "
+                          "resolution; the pairs are such patches", highlight=False)
     for cs in prepared.chain.stages:
         memory = f" (training memory: at least {human_bytes(cs.memory)})" if cs.memory else ""
         out_console.print(f"  {cs.index + 1}. {cs.use:<24} {cs.stage.input} → {', '.join(map(str, cs.stage.outputs))}{memory}", highlight=False)

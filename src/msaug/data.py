@@ -123,6 +123,11 @@ class DataConfig(Strict):
         None, description="folder dataset: stored pixel value (or '#rrggbb' colour) -> class name, e.g. {0: background, 255: lung}"
     )
     square_fit: SquareFit | None = Field(None, description="how non-square images become square: pad (folder default), squash or crop")
+    crops: int | None = Field(
+        None, ge=1, le=100_000,
+        description="generate native-resolution patches: the stages learn from this many random size x size crops of the "
+        "training cases at their original resolution (not whole cases shrunk to size), and the pairs are such patches",
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
     options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific options (see msaug datasets list)")
 

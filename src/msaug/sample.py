@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from msaug.errors import DataError
 from msaug.modality import Encoding, Image, Label
 from msaug.resize import Downsample, SquareGeometry, check_downsample
 
@@ -20,6 +21,9 @@ class DataSpec:
     ``"generic"``), so domain plugins can supply label metrics that apply to all of them.
     ``label_downsample`` is how stages shrink real label maps to their own size: ``"area"``,
     or ``"max"`` for thin structures (vessels) that must stay connected at low resolution.
+    ``patches``: the samples are ``size`` x ``size`` crops of cases at their original resolution
+    (``data.crops``), not whole cases fitted to the square, so segmenters that work at the
+    original resolution use them at their own pixel scale instead of enlarging them.
     """
 
     classes: tuple[str, ...]
@@ -29,6 +33,7 @@ class DataSpec:
     domain: str = "generic"
     has_roi: bool = False
     label_downsample: Downsample = "area"
+    patches: bool = False
 
     def __post_init__(self) -> None:
         check_downsample(self.label_downsample, "DataSpec label_downsample")
@@ -135,3 +140,62 @@ class SubsetDataset:
         if ids is not None and len(ids) == len(self.dataset):
             return [str(ids[i]) for i in self.indices]
         return [str(self[i].id) for i in range(len(self))]
+
+
+#: share of a crop that must lie inside the case's ROI (:func:`native_crops`), and the draws to find one
+CROP_ROI_SHARE = 0.95
+CROP_TRIES = 20
+
+
+def native_crops(dataset: Dataset, size: int, count: int, seed: int) -> ListDataset:
+    """``count`` random ``size`` x ``size`` crops of the cases of ``dataset`` at their original resolution.
+
+    What the stages learn from under ``data.crops``: patches at the pixel scale of the real
+    photographs (thin vessels stay 1-3 px wide), where whole cases fitted to the square at
+    ``data.size`` would be shrunk several times. Cases take turns (case ``i % n`` gives crop
+    ``i``); each crop is centred on a uniformly drawn pixel of the case's ROI (the fundus field
+    of view; anywhere without one), moved inside the case, and redrawn (up to
+    :data:`CROP_TRIES` times, keeping the best) until :data:`CROP_ROI_SHARE` of it lies inside
+    the ROI: generated pairs have no ROI, so the stages learn patches of retina, not of the
+    black surround, whose border a label map cannot tell an image stage. The crops are drawn from
+    ``seed`` alone, so a resumed or repeated run learns from the same ones. The result's spec
+    is ``dataset.spec`` at ``size`` with ``patches=True``; each crop keeps its part of the ROI.
+    """
+    from dataclasses import replace
+
+    n = len(dataset)
+    if n == 0:
+        raise DataError("data.crops: there are no cases to crop (the split is empty)")
+    rng = np.random.default_rng(seed)
+    spec = replace(dataset.spec, size=size, patches=True)
+    per_case = [len(range(c, count, n)) for c in range(n)]
+    crops: list[Sample] = []
+    for case in range(n):
+        if per_case[case] == 0:
+            continue
+        sample, _ = native_view(dataset, case)
+        label = np.asarray(sample.label)
+        h, w = label.shape[-2:]
+        if h < size or w < size:
+            raise DataError(f"data.crops: case {sample.id!r} is {w}x{h} px, smaller than the {size} px crops (data.size); "
+                            f"use a data.size of at most {min(h, w)}, or leave data.crops unset")
+        roi = None if sample.roi is None else np.asarray(sample.roi, dtype=bool)
+        where = np.flatnonzero(roi) if roi is not None and roi.any() else None
+        for k in range(per_case[case]):
+            best: tuple[float, int, int] = (-1.0, 0, 0)
+            for _ in range(CROP_TRIES if roi is not None else 1):
+                flat = int(where[rng.integers(len(where))]) if where is not None else int(rng.integers(h * w))
+                cy, cx = divmod(flat, w)
+                top, left = min(max(cy - size // 2, 0), h - size), min(max(cx - size // 2, 0), w - size)
+                share = 1.0 if roi is None else float(roi[top : top + size, left : left + size].mean())
+                if share > best[0]:
+                    best = (share, top, left)
+                if share >= CROP_ROI_SHARE:
+                    break
+            _, top, left = best
+            window = (slice(None), slice(top, top + size), slice(left, left + size))
+            image = None if sample.image is None else np.ascontiguousarray(np.asarray(sample.image)[window])
+            crop_roi = None if roi is None else np.ascontiguousarray(roi[top : top + size, left : left + size])
+            meta = {**sample.meta, "crop_of": str(sample.id), "crop_box": (top, left, size, size)}
+            crops.append(Sample(f"{sample.id}@{top},{left}#{k}", image, np.ascontiguousarray(label[window]), crop_roi, meta))
+    return ListDataset(spec, crops)

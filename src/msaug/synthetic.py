@@ -75,6 +75,8 @@ class SyntheticWriter:
             "bit_depth": self.bit_depth,
             "label_format": "class index" if spec.encoding == "index" else "bit mask, bit k = channel k",
         }
+        if spec.patches:  # written only when set, so folders of whole-image pairs keep their description
+            self.description["patches"] = True
         #: the description already on disk (``None`` when there is none): the pairs there were written
         #: in its format, which a caller compares before adding pairs; a new folder gets this writer's
         self.found_description = read_description(self.root)
@@ -194,7 +196,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         try:
             self.spec = DataSpec(
                 tuple(d["classes"]), d["encoding"], int(d["channels"]), int(d["size"]), d.get("domain", "generic"),
-                label_downsample=d.get("label_downsample", "area"),
+                label_downsample=d.get("label_downsample", "area"), patches=bool(d.get("patches", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{self.root / DESCRIPTION}: missing or invalid field ({exc})") from None

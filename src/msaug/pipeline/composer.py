@@ -8,6 +8,7 @@ and a label map of the same size (the synthetic pair).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -64,7 +65,7 @@ class Chain:
     def product_spec(self, spec: DataSpec) -> DataSpec:
         """The data spec of the synthetic pairs: the dataset's ``spec`` at the product image's channels and size."""
         image = self.image
-        return DataSpec(spec.classes, spec.encoding, image.channels, image.size, spec.domain, spec.has_roi, spec.label_downsample)
+        return dataclasses.replace(spec, channels=image.channels, size=image.size)
 
 
 def build_stages(config_stages: list, spec: DataSpec, registries: Registries, loaded: LoadedYAML | None = None) -> list[ComposedStage]:

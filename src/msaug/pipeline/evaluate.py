@@ -7,16 +7,17 @@ trains segmenters and writes the per-pair QC Dice into the synthetic manifest.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from msaug.builtin.datasets import resize_sample
-from msaug.sample import ListDataset
+from msaug.sample import ListDataset, native_crops
 from msaug.segment.evaluate import evaluate_pipeline
 from msaug.segment.qc import annotate_manifest
-from msaug.segment.stage_probe import load_reference, probe_stages
+from msaug.segment.stage_probe import MAX_CASES, TRAINING_MAPS, load_reference, probe_stages
 from msaug.synthetic import SyntheticDataset
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def evaluate_run(prepared: Prepared, state: RunState, console: Console, show_pro
     """
     spec = prepared.spec
     synthetic = SyntheticDataset(state.out / "synthetic")
-    synthetic_at_size = ListDataset(spec, [resize_sample(synthetic[i], spec) for i in range(len(synthetic))])
+    pair_spec = dataclasses.replace(spec, patches=synthetic.spec.patches)  # native-resolution patches stay marked as such
+    synthetic_at_size = ListDataset(pair_spec, [resize_sample(synthetic[i], pair_spec) for i in range(len(synthetic))])
     console.print("[bold]Evaluating[/] segmentation protocols: " + ", ".join(prepared.config.evaluate.protocols))
     result = evaluate_pipeline(
         prepared.config.evaluate, spec, state.train, state.test, synthetic_at_size, state.out / "evaluation", state.device, prepared.config.seed, show_progress
@@ -51,9 +53,13 @@ def measure_stages(prepared: Prepared, state: RunState, evaluation_dir: Path) ->
     """:func:`~msaug.segment.stage_probe.probe_stages` for a finished run; never raises (an error becomes the result's ``error``)."""
     try:
         reference, note = load_reference(Path(evaluation_dir) / "real" / "checkpoint", state.device)
-        gen = prepared.config.generate
+        gen, data = prepared.config.generate, prepared.config.data
         assert state.train is not None and state.test is not None
-        return probe_stages(prepared.chain, prepared.spec, state.train, state.test, state.device, gen.seed, gen.count,
-                            gen.batch_size, reference, note)
+        spec, train, test = prepared.spec, state.train, state.test
+        if data.crops:  # the stages learned native-resolution patches: they are measured on patches of the same cases
+            train = native_crops(state.train, data.size, min(data.crops, TRAINING_MAPS), prepared.config.seed)
+            test = native_crops(state.test, data.size, MAX_CASES, prepared.config.seed + 1)
+            spec = train.spec
+        return probe_stages(prepared.chain, spec, train, test, state.device, gen.seed, gen.count, gen.batch_size, reference, note)
     except Exception as exc:  # noqa: BLE001 - the measurement must not cost the run its report
         return {"rows": [], "weak_link": None, "error": f"{type(exc).__name__}: {exc}"}

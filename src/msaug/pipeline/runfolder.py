@@ -167,7 +167,8 @@ def _resume_checks(out: Path, text: str) -> list[str]:
         raise ConfigError(f"{existing}: cannot read the run's resolved pipeline ({exc}); use a new --out, or --overwrite to start again") from None
     if not isinstance(old, dict):
         raise ConfigError(f"{existing}: not a resolved pipeline (a mapping); use a new --out, or --overwrite to start again")
-    diffs = differences(old, yaml.safe_load(text))
+    # a key that a later msaug added, at its default (absent -> null), changes nothing the run did
+    diffs = [d for d in differences(old, yaml.safe_load(text)) if not (d[1] == "(absent)" and d[2] is None)]
     blocking = [d for d in diffs if _top(d[0]) in STAGE_KEYS]
     if blocking:
         shown = "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in blocking[:8])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from msaug.pipeline.validate import check_before_training
 from msaug.pipeline.generate import GenerationResult, check_generate_out, generate
 from msaug.pipeline.runfolder import RESOLVED, drop_damaged_pairs, prepare_out_dir
 from msaug.plugins import Registries, get_registries
-from msaug.sample import Dataset, DataSpec, Sample, SubsetDataset
+from msaug.sample import Dataset, DataSpec, Sample, SubsetDataset, native_crops
 from msaug.stage import Budget, FitContext, Pairs
 from msaug.synthetic import SyntheticWriter
 
@@ -193,7 +194,17 @@ def stage_complete(folder: Path) -> bool:
 
 
 def product_spec(prepared: Prepared) -> DataSpec:
-    return prepared.chain.product_spec(prepared.spec)
+    """The spec of the run's pairs; ``patches`` under ``data.crops`` (they are native-resolution patches)."""
+    spec = prepared.chain.product_spec(prepared.spec)
+    return dataclasses.replace(spec, patches=True) if prepared.config.data.crops else spec
+
+
+def stage_samples(prepared: Prepared, cases: Dataset) -> list[Sample]:
+    """What the stages learn from: the cases at ``data.size``, or under ``data.crops`` that many patches of them at their original resolution."""
+    data = prepared.config.data
+    if data.crops:
+        return native_crops(cases, data.size, data.crops, prepared.config.seed).samples
+    return [cases[i] for i in range(len(cases))]
 
 
 @dataclass
@@ -211,7 +222,7 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Conso
     from msaug.train import distributed
 
     config = prepared.config
-    samples = [state.train[i] for i in range(len(state.train))] if state.train else []
+    samples = stage_samples(prepared, state.train) if state.train else []
     total = len(prepared.chain.stages)
     for cs, sc in zip(prepared.chain.stages, config.stages):
         folder = state.out / "stages" / cs.folder
@@ -229,7 +240,8 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Conso
             source = "its last training checkpoint" if (folder / "checkpoint" / "state.json").is_file() else "the start"
             console.print(f"{head}: [yellow]{folder / 'stage.safetensors'}: {problem}[/]; rebuilding this stage from {source}")
         budget = Budget(sc.budget.steps, sc.budget.seconds)
-        verb = f"fitting on {len(samples)} real pairs, budget {budget}" if cs.stage.trainable else f"preparing from {len(samples)} real pairs (no training)"
+        what = f"{len(samples)} real {'patches' if config.data.crops else 'pairs'}"
+        verb = f"fitting on {what}, budget {budget}" if cs.stage.trainable else f"preparing from {what} (no training)"
         console.print(f"{head}: {verb}")
         pairs = make_pairs(cs, samples, prepared.spec)
         ctx = FitContext(out_dir=folder, device=state.device, seed=config.seed + cs.index, resume=resume, show_progress=show_progress)

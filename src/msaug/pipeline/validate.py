@@ -14,7 +14,11 @@ training fails in seconds, with one message naming the file, line and key:
 * the evaluate block: the segmenter architecture and encoder exist (looked up in the
   registries, nothing downloaded), the network can be laid out (on the meta device: no
   weights allocated), a local weights file exists and fits it, and protocols that train on
-  synthetic pairs have some to train on.
+  synthetic pairs have some to train on;
+* ``data.crops`` (native-resolution patches): the dataset has cases at their original
+  resolution, each at least ``data.size`` on both sides, the chain's product image is at
+  ``data.size``, and the segmenter uses the patches at their own scale (``size: native``,
+  ``patch`` at most ``data.size``).
 """
 
 from __future__ import annotations
@@ -63,8 +67,43 @@ def check_before_training(config: PipelineConfig, chain: Chain, dataset: Dataset
     """
     check_budgets(config, chain, loaded)
     check_stage_sizes_and_memory(chain, dataset, loaded, memory_limit=training)
+    if config.data.crops is not None:
+        check_crops(config, chain, dataset, loaded, evaluate=training)
     if config.evaluate is not None and training:
         check_evaluate(config, chain, registries, loaded)
+
+
+def check_crops(config: PipelineConfig, chain: Chain, dataset: Dataset, loaded: LoadedYAML | None = None, evaluate: bool = True) -> None:
+    """``data.crops``: patches at the original resolution can be cut from every case and used at their scale."""
+    from msaug.sample import native_view
+
+    def where(*key: str) -> str:
+        return loaded.where(key) if loaded is not None else format_path(key)
+
+    size = config.data.size
+    if not callable(getattr(dataset, "native", None)):
+        raise ConfigError(
+            f"{where('data', 'crops')}: dataset {config.data.dataset!r} has no cases at an original resolution of their own "
+            "(it makes them at data.size), so there is nothing to crop; leave data.crops unset, or use a dataset read from files "
+            "(folder, fundus.drive, ...)"
+        )
+    if chain.image.size != size:
+        raise ConfigError(
+            f"{where('data', 'crops')}: the chain's last image is {chain.image.size} px, but the crops are data.size = {size} px; "
+            "the generated patches must be at data.size to keep the original pixel scale (remove the last stage's params.size)"
+        )
+    for i in range(len(dataset)):
+        sample, _ = native_view(dataset, i)
+        h, w = sample.label.shape[-2:]
+        if min(h, w) < size:
+            raise ConfigError(
+                f"{where('data', 'crops')}: case {sample.id!r} is {w}x{h} px, smaller than the {size} px crops (data.size); "
+                f"use a data.size of at most {min(h, w)}, or leave data.crops unset"
+            )
+    if evaluate and config.evaluate is not None:
+        problem = config.evaluate.segmenter.patch_problem(size)
+        if problem:
+            raise ConfigError(f"{where('evaluate', 'segmenter')}: data.crops: {problem}")
 
 
 def check_budgets(config: PipelineConfig, chain: Chain, loaded: LoadedYAML | None = None) -> None:

@@ -44,6 +44,20 @@ class SegmenterConfig(Strict):
             return v
         raise ValueError(f"size must be 'native' or an int from 8 to 8192, got {v!r}")
 
+    def patch_problem(self, patch_size: int) -> str | None:
+        """Why this segmenter cannot learn from native-resolution patches of ``patch_size`` px (``None``: it can).
+
+        Such pairs (``data.crops``) have the pixel scale of the original cases, so the segmenter
+        must work on the original grid (``size: native``) from training crops no larger than them.
+        """
+        if self.size != "native":
+            return f"the pairs are {patch_size} px patches at the original resolution: set evaluate.segmenter.size: native"
+        if self.patch is None or self.patch > patch_size:
+            shown = "whole images" if self.patch is None else f"{self.patch} px crops"
+            return (f"the pairs are {patch_size} px patches at the original resolution, but the segmenter trains on {shown}: "
+                    f"set evaluate.segmenter.patch to at most {patch_size}")
+        return None
+
 
 class EvaluateConfig(Strict):
     segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)

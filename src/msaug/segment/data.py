@@ -25,19 +25,24 @@ from msaug.sample import Dataset, DataSpec, Sample, native_view
 
 @dataclass
 class SegmentationTensors:
-    """A dataset as tensors: images ``[N,C,S,S]``, labels ``[N,K,S,S]``, roi ``[N,1,S,S]`` (bool)."""
+    """A dataset as tensors: images ``[N,C,S,S]``, labels ``[N,K,S,S]``, roi ``[N,1,S,S]`` (bool).
+
+    ``patches``: the samples are crops at the original resolution (:attr:`msaug.DataSpec.patches`),
+    used at their own pixel scale: never enlarged to a segmenter's square.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
     roi: torch.Tensor
     ids: list[str]
+    patches: bool = False
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def subset(self, indices: list[int] | torch.Tensor) -> SegmentationTensors:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return SegmentationTensors(self.images[idx], self.labels[idx], self.roi[idx], [self.ids[int(i)] for i in idx])
+        return SegmentationTensors(self.images[idx], self.labels[idx], self.roi[idx], [self.ids[int(i)] for i in idx], self.patches)
 
     @classmethod
     def concat(cls, parts: list[SegmentationTensors]) -> SegmentationTensors:
@@ -46,6 +51,7 @@ class SegmentationTensors:
             torch.cat([p.labels for p in parts]),
             torch.cat([p.roi for p in parts]),
             [i for p in parts for i in p.ids],
+            all(p.patches for p in parts),
         )
 
 
@@ -82,7 +88,7 @@ def to_tensors(dataset: Dataset, size: int, encoding: str | None = None, what: s
         ids.append(str(sample.id))
     if not images:
         raise DataError(f"{what} is empty")
-    return SegmentationTensors(torch.stack(images), torch.stack(labels), torch.stack(rois), ids)
+    return SegmentationTensors(torch.stack(images), torch.stack(labels), torch.stack(rois), ids, spec.patches)
 
 
 def native_square_side(dataset: Dataset) -> int:
@@ -122,8 +128,10 @@ def at_size(batch: SegmentationTensors, size: int, encoding: str) -> Segmentatio
     Generated pairs are kept at the size they were generated at and brought up to the
     segmenter's square one batch at a time: the honest path (their detail is what the
     generator made) and a fraction of the memory of storing them enlarged.
+    Native-resolution patches (``batch.patches``) are returned as they are: they already have
+    the pixel scale of the segmenter's square.
     """
-    if batch.images.shape[-1] == size and batch.images.shape[-2] == size:
+    if batch.patches or (batch.images.shape[-1] == size and batch.images.shape[-2] == size):
         return batch
     roi = F.interpolate(batch.roi.float(), size=(size, size), mode="nearest") > 0.5
     return SegmentationTensors(resize_image(batch.images, size), resize_label(batch.labels, size, encoding), roi, batch.ids)
@@ -161,7 +169,7 @@ def random_crops(
         images.append(batch.images[i][window])
         labels.append(batch.labels[i][window])
         rois.append(batch.roi[i][window])
-    return SegmentationTensors(torch.stack(images), torch.stack(labels), torch.stack(rois), batch.ids)
+    return SegmentationTensors(torch.stack(images), torch.stack(labels), torch.stack(rois), batch.ids, batch.patches)
 
 
 class MixedDataset(torch.utils.data.Dataset):

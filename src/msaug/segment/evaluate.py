@@ -32,7 +32,7 @@ from msaug.errors import ConfigError, DataError
 from msaug.io import read_json, write_json
 from msaug.segment.config import EvaluateConfig, SegmenterConfig
 from msaug.resize import harden, resize_image
-from msaug.sample import Dataset, DataSpec, native_view
+from msaug.sample import Dataset, DataSpec, native_crops, native_view
 from msaug.segment.audit import memorisation_audit
 from msaug.segment.data import SegmentationTensors, native_square_side, square_tensors, to_tensors
 from msaug.segment.label_realism import label_realism
@@ -258,6 +258,12 @@ def evaluate_pipeline(
     test_ids = sample_ids(test)  # from the dataset's id list where it has one: no file is read for it
     score = test_scorer(config.metrics_at, test, size)
     synth_all, quality_size = None, spec.size
+    patches = synthetic is not None and synthetic.spec.patches
+    if patches:
+        assert synthetic is not None
+        problem = seg.patch_problem(synthetic.spec.size)
+        if problem:
+            raise ConfigError(f"evaluate.segmenter: {problem}")
     if synthetic is not None and has_synthetic:  # kept at the size it was generated at
         quality_size = synthetic.spec.size
         synth_all = to_tensors(synthetic, quality_size, what="synthetic data")
@@ -304,7 +310,9 @@ def evaluate_pipeline(
                 synth_used = synth_all.subset(keep) if len(keep) < len(scores) else synth_all
 
     if synth_all is not None:
-        real_q = to_tensors(train, quality_size, what="real training split")
+        # patches are compared with crops of the real training cases at their original resolution
+        real_for_quality = native_crops(train, quality_size, len(synth_all), seed) if patches else train
+        real_q = to_tensors(real_for_quality, quality_size, what="real training split")
         result["image_realism"] = image_realism(real_q.images, synth_all.images, reference, inception_weights)
         result["label_realism"] = label_realism(synth_all.labels, real_q.labels, spec)
         result["memorisation"] = memorisation_audit(real_q, synth_all, info.classes, info.encoding, downsample=spec.label_downsample)

@@ -38,7 +38,7 @@ def score_pairs(segmenter: Segmenter, pairs: Dataset | SegmentationTensors, batc
             f"QC: the pairs have {tensors.labels.shape[1]} label channels, the segmenter predicts "
             f"{len(segmenter.info.classes)} ({', '.join(segmenter.info.classes)})"
         )
-    _, pred = segmenter.predict(tensors.images, batch_size)
+    _, pred = segmenter.predict(tensors.images, batch_size, rescale=not tensors.patches)  # patches: at their own scale
     return [float(d) for d in dice_per_image(pred, tensors.labels, fg, tensors.roi)]
 
 

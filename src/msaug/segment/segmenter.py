@@ -103,21 +103,25 @@ class Segmenter:
         return sliding_window_logits(self.model, x, self.info.window, self.info.window_overlap, batch_size)
 
     @torch.no_grad()
-    def logits(self, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-        """Logits ``[B, K, H, W]`` at the images' own size: resized to ``info.size``, predicted, resized back."""
+    def logits(self, images: torch.Tensor, batch_size: int = 16, rescale: bool = True) -> torch.Tensor:
+        """Logits ``[B, K, H, W]`` at the images' own size: resized to ``info.size``, predicted, resized back.
+
+        ``rescale=False``: the images already have the pixel scale of the segmenter's square
+        (native-resolution patches, :attr:`msaug.DataSpec.patches`) and are predicted as they are.
+        """
         out = []
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size].to(self.device, torch.float32)
             h, w = x.shape[-2:]
-            y = self.square_logits(resize_image(x, self.info.size), batch_size)
+            y = self.square_logits(resize_image(x, self.info.size) if rescale else x, batch_size)
             if (h, w) != tuple(y.shape[-2:]):
                 y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
             out.append(y.cpu())
         return torch.cat(out)
 
-    def predict(self, images: torch.Tensor, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(probabilities, hard label maps)`` for a batch of images."""
-        logits = self.logits(images, batch_size)
+    def predict(self, images: torch.Tensor, batch_size: int = 16, rescale: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(probabilities, hard label maps)`` for a batch of images (``rescale``: see :meth:`logits`)."""
+        logits = self.logits(images, batch_size, rescale)
         return probabilities(logits, self.info.encoding), hard_prediction(logits, self.info.encoding)
 
     def save(self, folder: str | Path) -> Path:

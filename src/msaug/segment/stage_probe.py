@@ -197,11 +197,14 @@ def held_out_figures(held_out: torch.Tensor, spec: DataSpec) -> dict[str, Any]:
             "components": {c: {"mean": v["mean"]} for c, v in own["components"].items()}, "components_mean": own["components_mean"]}
 
 
-def mean_dice(segmenter: Segmenter, images: torch.Tensor, labels: torch.Tensor, roi: torch.Tensor | None) -> float:
-    """Mean over cases of the reference segmenter's foreground Dice on ``images`` against ``labels``."""
+def mean_dice(segmenter: Segmenter, images: torch.Tensor, labels: torch.Tensor, roi: torch.Tensor | None, patches: bool = False) -> float:
+    """Mean over cases of the reference segmenter's foreground Dice on ``images`` against ``labels``.
+
+    ``patches``: the images are native-resolution patches, segmented at their own scale.
+    """
     if roi is None:
         roi = torch.ones(labels.shape[0], 1, *labels.shape[-2:], dtype=torch.bool)
-    scores = score_pairs(segmenter, SegmentationTensors(images, labels, roi, [str(i) for i in range(len(labels))]))
+    scores = score_pairs(segmenter, SegmentationTensors(images, labels, roi, [str(i) for i in range(len(labels))], patches))
     return float(np.mean(scores))
 
 
@@ -269,11 +272,11 @@ class Probe:
         """A joint stage's image figures: own-label Dice of its pairs over real-image Dice; its share is the lower one."""
         segmenter = self.segmenter()
         image_at = 1 - at
-        own = mean_dice(segmenter, generated[image_at], generated[at], None)
+        own = mean_dice(segmenter, generated[image_at], generated[at], None, self.spec.patches)
         held_images, held_labels = _output(held_pairs.targets, image_at), _output(held_pairs.targets, at)
         if held_images is None:
             raise NotMeasured("the held-out cases have no images to score the reference segmenter on")
-        real = mean_dice(segmenter, held_images, held_labels, roi_at(held_pairs.roi, held_labels.shape[-1]))
+        real = mean_dice(segmenter, held_images, held_labels, roi_at(held_pairs.roi, held_labels.shape[-1]), self.spec.patches)
         row["figures"]["image"] = {"own_label_dice": _r(own), "real_image_dice": _r(real), "share": _share(own, real)}
         label_share, image_share = row["share"], row["figures"]["image"]["share"]
         if image_share is not None and (label_share is None or image_share < label_share):
@@ -314,7 +317,8 @@ class Probe:
         size = generated.shape[-1]
         labels = resize_label(inputs, size, self.spec.encoding, self.spec.label_downsample)
         roi = roi_at(pairs.roi, size)
-        translated, ceiling = mean_dice(segmenter, generated, labels, roi), mean_dice(segmenter, real, labels, roi)
+        translated = mean_dice(segmenter, generated, labels, roi, self.spec.patches)
+        ceiling = mean_dice(segmenter, real, labels, roi, self.spec.patches)
         row = {
             "size": size,
             "figures": {"stage": {"dice": _r(translated)}, "real_images": {"dice": _r(ceiling)}},

@@ -152,6 +152,8 @@ def train_segmenter(
             for (source, _), n in zip(sources, counts):
                 if n:
                     parts.append(at_size(source.subset(torch.randint(len(source), (n,), generator=generator)), size, encoding))
+            if window is not None and any(p.patches for p in parts):  # patches are smaller than the squares: crop each source
+                parts = [random_crops(p, window, generator, foreground) for p in parts]
             batch = SegmentationTensors.concat(parts)
             if window is not None:
                 batch = random_crops(batch, window, generator, foreground)
