@@ -36,7 +36,7 @@ from msaug.pipeline.config import ResolvedConfig, load_pipeline
 from msaug.pipeline.datacheck import check_data
 from msaug.pipeline.validate import check_before_training
 from msaug.pipeline.generate import GenerationResult, check_generate_out, generate
-from msaug.pipeline.runfolder import RESOLVED, drop_damaged_pairs, prepare_out_dir
+from msaug.pipeline.runfolder import RESOLVED, clear_pairs_of_other_weights, drop_damaged_pairs, prepare_out_dir
 from msaug.plugins import Registries, get_registries
 from msaug.sample import Dataset, DataSpec, Sample, SubsetDataset, native_crops
 from msaug.stage import Budget, FitContext, Pairs
@@ -368,6 +368,11 @@ def run_pipeline(path: str | Path, options: RunOptions, console: Console | None 
         raise DataError(f"dataset {config.data.dataset!r}: no training samples after the split")
     console.print(f"data: {config.data.dataset}, {len(state.train)} train / {len(state.test)} test cases at {config.data.size} px")
     fit_stages(prepared, state, options.resume, console, options.show_progress)
+    if options.resume and distributed.is_main():
+        note = clear_pairs_of_other_weights(out, stage_hashes(state))
+        if note:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    distributed.barrier()
     generate_step(prepared, state, config.generate.count, None, console, options.show_progress)
     report: dict[str, Any] = {}
     if distributed.is_main():
