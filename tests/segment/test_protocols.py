@@ -107,3 +107,14 @@ def test_real_protocol_learns_the_toy_task(toy):
 
     assert test_metrics(segmenter, test_t)["mean"]["dice"]["mean"] > 0.85
     assert summary.best_val_dice is not None and summary.best_val_dice > 0.85
+
+
+def test_a_qc_threshold_that_removes_every_pair_names_their_scores_and_keeps_the_real_segmenter(tmp_path, toy):
+    train, test, synthetic = toy(6, 32, seed=0), toy(2, 32, seed=1), toy(4, 32, seed=2)
+    config = EvaluateConfig(segmenter=TINY, protocols=["real", "mix"], qc_min_dice=1.0)
+    with pytest.raises(ConfigError) as info:
+        evaluate_pipeline(config, train.spec, train, test, synthetic, tmp_path, torch.device("cpu"), seed=3, show_progress=False)
+    message = str(info.value)
+    assert message.startswith("evaluate.qc_min_dice 1 removed all 4 generated pairs (their QC Dice is ")
+    assert "so mix would have nothing to train on; lower it below" in message and "rerun with --resume" in message
+    assert (tmp_path / "real" / "result.json").is_file()  # what the rerun reuses

@@ -300,6 +300,13 @@ def evaluate_pipeline(
             if synth_all is not None:
                 scores = score_pairs(reference, synth_all)
                 keep = select(scores, config.qc_min_dice)
+                if not keep and any(p in NEEDS_SYNTHETIC for p in protocols):
+                    raise ConfigError(
+                        f"evaluate.qc_min_dice {config.qc_min_dice:g} removed all {len(scores)} generated pairs (their QC Dice "
+                        f"is {min(scores):.3f} to {max(scores):.3f}), so {', '.join(p for p in protocols if p in NEEDS_SYNTHETIC)} "
+                        f"would have nothing to train on; lower it below {max(scores):.3f} or unset it, and rerun with --resume "
+                        "(the stages, the pairs and the real segmenter are kept)"
+                    )
                 result["qc"] = {
                     "min_dice": config.qc_min_dice,
                     "mean_dice": sum(scores) / len(scores),
