@@ -60,9 +60,7 @@ PUBLIC_MODULES = ("msaug.testing", "msaug.train.stages", "msaug.resize")
 
 #: Imports of msaug's private modules by plugins that exist today, each with what replaces it;
 #: the test fails when one of them is gone (delete its line then).
-KNOWN_PRIVATE: dict[tuple[str, str], str] = {
-    ("msaug_xray.loaders.common", "msaug.io"): "read_label_array joins msaug's public API (image and label reading, issue 14)",
-}
+KNOWN_PRIVATE: dict[tuple[str, str], str] = {}
 
 #: Code that may use msaug's public API only: the plugins, the example, the plugin template.
 PLUGIN_CODE = (

@@ -10,6 +10,7 @@ from msaug.batch import collate_samples
 from msaug.data import DataConfig, SplitConfig, load_dataset, split_indices
 from msaug.errors import CheckpointError, CompositionError, ConfigError, DataError, MsaugError, UnknownNameError
 from msaug.hookspecs import hookimpl
+from msaug.io import read_image, read_label_array
 from msaug.modality import Encoding, Image, Label, Modality, Noise
 from msaug.plugins import (
     DatasetRegistry,
@@ -61,6 +62,8 @@ __all__ = [
     "harden",
     "hookimpl",
     "load_dataset",
+    "read_image",
+    "read_label_array",
     "resize_image",
     "resize_label",
     "run_pipeline",

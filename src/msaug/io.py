@@ -198,11 +198,27 @@ def image_to_array(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
     return out[0] if out.shape[0] == 1 else np.moveaxis(out, 0, -1)
 
 
+def _open_image(path: Path) -> PILImage.Image:
+    """Open an image file for reading, transparently gunzipping ``*.gz`` (STARE ships ``.ppm.gz``)."""
+    if path.suffix.lower() == ".gz":
+        import gzip
+        import io
+
+        with gzip.open(path, "rb") as fh:
+            return PILImage.open(io.BytesIO(fh.read()))
+    return PILImage.open(path)
+
+
 def read_image(path: str | os.PathLike[str], channels: int | None = None) -> np.ndarray:
-    """Read an image file as float32 ``[C, H, W]`` in [0, 1], respecting its bit depth."""
+    """Read an image file as float32 ``[C, H, W]`` in [0, 1], respecting its bit depth.
+
+    8-bit files are divided by 255, 16-bit ones by 65535; ``channels`` converts grey to RGB
+    (repeated) or RGB to grey; ``*.gz`` files are read through gzip. A missing or unreadable
+    file is a :class:`~msaug.errors.DataError` naming it. Part of the public API (``msaug.read_image``).
+    """
     path = Path(path)
     try:
-        with PILImage.open(path) as img:
+        with _open_image(path) as img:
             img.load()
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -219,7 +235,7 @@ def read_image(path: str | os.PathLike[str], channels: int | None = None) -> np.
                 arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DataError(f"{path}: cannot read image ({exc})") from None
     if channels is not None and arr.shape[0] != channels:
         if channels == 3 and arr.shape[0] == 1:
@@ -232,17 +248,21 @@ def read_image(path: str | os.PathLike[str], channels: int | None = None) -> np.
 def _decode_label_file(path: Path, decode: Callable[[PILImage.Image], np.ndarray]) -> np.ndarray:
     """Open a label file and ``decode`` it; a missing or unreadable file is a DataError naming it."""
     try:
-        with PILImage.open(path) as img:
+        with _open_image(path) as img:
             img.load()
             return decode(img)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DataError(f"{path}: cannot read label map ({exc})") from None
 
 
 def read_label_array(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a label-map file as an integer ``[H, W]`` array (palette indices kept as indices)."""
+    """Read a label-map file as an integer ``[H, W]`` array (palette indices kept as indices, RGB as grey).
+
+    Part of the public API (``msaug.read_label_array``); a missing or unreadable file, or one of
+    more than one channel after that, is a :class:`~msaug.errors.DataError` naming it.
+    """
     path = Path(path)
     arr = _decode_label_file(path, lambda img: np.asarray(img.convert("L") if img.mode in ("RGB", "RGBA", "LA") else img))
     if arr.ndim != 2:

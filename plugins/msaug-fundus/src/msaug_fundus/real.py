@@ -6,22 +6,18 @@ The layouts themselves (which file is whose label and mask) live in
 
 from __future__ import annotations
 
-import gzip
-import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image as PILImage
 
-from msaug import ConfigError, DataConfig, DataError, Sample
+from msaug import ConfigError, DataConfig, DataError, Sample, read_image
 
 from msaug_fundus.fov import fov_from_image
 from msaug_fundus.spec import SQUARE_FIT, fundus_spec, native_sample, square_sample
 
-PILImage.MAX_IMAGE_PIXELS = 1 << 28  # HRF photographs are 3504 x 2336
 
 
 @dataclass(frozen=True)
@@ -35,44 +31,17 @@ class CaseFiles:
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
-def _open(path: Path) -> PILImage.Image:
-    """Open an image file, transparently gunzipping ``*.gz`` (STARE ships ``.ppm.gz``)."""
-    try:
-        if path.suffix.lower() == ".gz":
-            with gzip.open(path, "rb") as fh:
-                data = fh.read()
-            img = PILImage.open(io.BytesIO(data))
-        else:
-            img = PILImage.open(path)
-        img.load()
-        return img
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read image ({exc})") from None
-
-
 def read_rgb(path: Path) -> np.ndarray:
-    """A photograph as float32 ``[3, H, W]`` in [0, 1]."""
-    img = _open(path)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        arr = np.repeat((arr / (65535.0 if arr.max() > 255 else 255.0))[None], 3, axis=0)
-    else:
-        arr = np.moveaxis(np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0, -1, 0)
-    return arr.astype(np.float32)
+    """A photograph as float32 ``[3, H, W]`` in [0, 1] (``*.gz`` files too: STARE ships ``.ppm.gz``)."""
+    return read_image(path, channels=3)
 
 
 def read_binary(path: Path, what: str) -> np.ndarray:
     """A vessel map or FOV mask as ``[H, W]`` bool: 0/255 files (and 0/1 ones) alike."""
-    img = _open(path)
-    arr = np.asarray(img.convert("L") if img.mode not in ("1", "L") else img)
-    arr = arr.astype(np.int64)
-    if arr.ndim != 2:
-        raise DataError(f"{path}: a {what} must have one channel, found shape {arr.shape}")
-    if arr.max() <= 1:
-        return arr > 0
-    return arr >= 128
+    grey = np.rint(read_image(path, channels=1)[0] * 255.0)  # palette files by their grey, as displayed
+    if grey.max() <= 1:
+        return grey > 0
+    return grey >= 128
 
 
 class RealFundusDataset:

@@ -14,14 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image as PILImage
 from scipy import ndimage
 
-from msaug import ConfigError, DataConfig, DataError, DataSpec, Sample, resize_image, resize_label
-from msaug.io import read_label_array
+from msaug import ConfigError, DataConfig, DataError, DataSpec, Sample, read_image, read_label_array, resize_image, resize_label
 from msaug_xray.anatomy import xray_spec
 
-PILImage.MAX_IMAGE_PIXELS = 1 << 28  # chest radiographs are large; refuse only absurd files
 
 
 def require_root(config: DataConfig, dataset: str, layout: str) -> Path:
@@ -62,18 +59,7 @@ def files_by_stem(folder: Path, suffixes: Sequence[str], strip: str = "") -> dic
 
 def read_grey(path: Path) -> np.ndarray:
     """A PNG/GIF/... radiograph as float32 [H, W] in [0, 1], respecting 8- or 16-bit depth."""
-    try:
-        with PILImage.open(path) as img:
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(img, dtype=np.float64)
-                peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-                return (arr / peak).astype(np.float32)
-            return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0).astype(np.float32)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read image ({exc})") from None
+    return read_image(path, channels=1)[0]
 
 
 def read_mask(path: Path) -> np.ndarray:
