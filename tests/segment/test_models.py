@@ -9,7 +9,7 @@ import torch
 
 from msaug import CheckpointError, ConfigError, DataSpec, UnknownNameError
 from msaug.plugins import load_registries
-from msaug.segment.models import architectures, build_segmenter, check_size, load_local_weights
+from msaug.segment.models import architectures, build_segmenter, load_local_weights
 from msaug.segment.segmenter import Segmenter, SegmenterInfo
 
 ENCODER = "tu-resnet10t"
@@ -29,13 +29,6 @@ def test_unknown_architecture_lists_valid_names():
 def test_unknown_encoder_is_a_config_error():
     with pytest.raises(ConfigError, match="tu-no_such_net"):
         build_segmenter("unet", 1, 2, encoder="tu-no_such_net")
-
-
-def test_size_must_suit_the_encoder_stride():
-    model = build_segmenter("unet", 1, 2, encoder=ENCODER)
-    check_size(model, 64)
-    with pytest.raises(ConfigError, match="multiple of 32.*64 or 96"):
-        check_size(model, 70)
 
 
 @pytest.fixture

@@ -106,14 +106,6 @@ def input_divisor(model: nn.Module) -> int:
     return int(getattr(encoder, "output_stride", 32) or 32)
 
 
-def check_size(model: nn.Module, size: int, what: str = "segmenter size") -> None:
-    """Fail early, with the valid sizes, when ``size`` does not suit the network."""
-    divisor = input_divisor(model)
-    if size % divisor:
-        lower, upper = size // divisor * divisor, (size // divisor + 1) * divisor
-        raise ConfigError(f"{what} {size} must be a multiple of {divisor} for this encoder (e.g. {lower or upper} or {upper})")
-
-
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
