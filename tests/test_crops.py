@@ -164,5 +164,7 @@ def test_a_run_on_crops_writes_native_patches_and_trains_on_them(tmp_path):
     assert evaluation["pairs"]["synthetic"] == 6  # the quick profile's generate.count
     assert 0 <= evaluation["protocols"]["mix"]["metrics"]["mean"]["dice"]["mean"] <= 1
     assert evaluation["stages"]["held_out_cases"] == MAX_CASES  # measured on patches of the held-out cases
+    assert evaluation["stages"]["patches_of"] == 2
+    assert f"on {MAX_CASES} native-resolution patches of 2 held-out real test cases" in (out / "report.md").read_text()
     manifest = [json.loads(line) for line in (out / "synthetic" / "manifest.jsonl").read_text().splitlines()]
     assert len(manifest) == 6 and all(0 <= m["qc_dice"] <= 1 for m in manifest)

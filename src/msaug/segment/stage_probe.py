@@ -386,8 +386,11 @@ def probe_stages(chain: ProbedChain, spec: DataSpec, train: Dataset, test: Datas
         return {"rows": [], "weak_link": None, "not_measured": "the real test split is empty"}
     probe = Probe(spec, train, test_samples, reference, reference_note, torch.device(device), seed, count, batch_size)
     rows = [probe.measure(cs) for cs in chain.stages]
-    return {"held_out_cases": len(test_samples), "generated_maps": probe.n, "seed": seed,
-            "compare_size": COMPARE_SIZE, "rows": rows, "weak_link": weak_link(rows), "seconds": round(time.monotonic() - started, 3)}
+    result = {"held_out_cases": len(test_samples), "generated_maps": probe.n, "seed": seed,
+              "compare_size": COMPARE_SIZE, "rows": rows, "weak_link": weak_link(rows), "seconds": round(time.monotonic() - started, 3)}
+    if spec.patches:  # the held-out "cases" are native-resolution patches (data.crops): of how many cases
+        result["patches_of"] = len({s.meta.get("crop_of", s.id) for s in test_samples})
+    return result
 
 
 def load_reference(folder: Path, device: torch.device | str) -> tuple[Segmenter | None, str | None]:
@@ -417,8 +420,11 @@ def format_stage_table(stages: dict[str, Any]) -> str:
     lines = ["## Stages measured on held-out real cases", ""]
     if stages.get("error") or stages.get("not_measured"):
         return "\n".join([*lines, f"Not measured: {stages.get('error') or stages.get('not_measured')}", ""])
+    held_out = f"{stages['held_out_cases']} held-out real test cases"
+    if stages.get("patches_of"):
+        held_out = f"{stages['held_out_cases']} native-resolution patches of {stages['patches_of']} held-out real test cases"
     lines += [
-        f"Each stage on its own, on {stages['held_out_cases']} held-out real test cases (never trained on): label and "
+        f"Each stage on its own, on {held_out} (never trained on): label and "
         f"image stages are fed the held-out *real* inputs; noise-input stages generate {stages['generated_maps']} maps "
         f"(generation seed {stages['seed']}). *Share of reference* = the stage's figure / the reference figure from the "
         "same run (1: as good as the reference); the lowest share is the weak link.",
