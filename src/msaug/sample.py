@@ -147,6 +147,14 @@ CROP_ROI_SHARE = 0.95
 CROP_TRIES = 20
 
 
+def crop_size_problem(sample_id: str, height: int, width: int, size: int) -> str | None:
+    """Why ``size`` px crops cannot be cut from a case of ``width`` x ``height`` px (``None``: they can)."""
+    if min(height, width) >= size:
+        return None
+    return (f"case {sample_id!r} is {width}x{height} px, smaller than the {size} px crops (data.size); "
+            f"use a data.size of at most {min(height, width)}, or leave data.crops unset")
+
+
 def native_crops(dataset: Dataset, size: int, count: int, seed: int) -> ListDataset:
     """``count`` random ``size`` x ``size`` crops of the cases of ``dataset`` at their original resolution.
 
@@ -176,9 +184,9 @@ def native_crops(dataset: Dataset, size: int, count: int, seed: int) -> ListData
         sample, _ = native_view(dataset, case)
         label = np.asarray(sample.label)
         h, w = label.shape[-2:]
-        if h < size or w < size:
-            raise DataError(f"data.crops: case {sample.id!r} is {w}x{h} px, smaller than the {size} px crops (data.size); "
-                            f"use a data.size of at most {min(h, w)}, or leave data.crops unset")
+        problem = crop_size_problem(str(sample.id), h, w, size)
+        if problem:
+            raise DataError(f"data.crops: {problem}")
         roi = None if sample.roi is None else np.asarray(sample.roi, dtype=bool)
         where = np.flatnonzero(roi) if roi is not None and roi.any() else None
         for k in range(per_case[case]):

@@ -15,10 +15,10 @@ marks a stage complete only after its weights are on disk) and pairs already wri
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -75,7 +75,7 @@ def check_before_training(config: PipelineConfig, chain: Chain, dataset: Dataset
 
 def check_crops(config: PipelineConfig, chain: Chain, dataset: Dataset, loaded: LoadedYAML | None = None, evaluate: bool = True) -> None:
     """``data.crops``: patches at the original resolution can be cut from every case and used at their scale."""
-    from msaug.sample import native_view
+    from msaug.sample import crop_size_problem, native_view
 
     def where(*key: str) -> str:
         return loaded.where(key) if loaded is not None else format_path(key)
@@ -95,11 +95,9 @@ def check_crops(config: PipelineConfig, chain: Chain, dataset: Dataset, loaded: 
     for i in range(len(dataset)):
         sample, _ = native_view(dataset, i)
         h, w = sample.label.shape[-2:]
-        if min(h, w) < size:
-            raise ConfigError(
-                f"{where('data', 'crops')}: case {sample.id!r} is {w}x{h} px, smaller than the {size} px crops (data.size); "
-                f"use a data.size of at most {min(h, w)}, or leave data.crops unset"
-            )
+        problem = crop_size_problem(str(sample.id), h, w, size)
+        if problem:
+            raise ConfigError(f"{where('data', 'crops')}: {problem}")
     if evaluate and config.evaluate is not None:
         problem = config.evaluate.segmenter.patch_problem(size)
         if problem:

@@ -258,12 +258,11 @@ def evaluate_pipeline(
     test_ids = sample_ids(test)  # from the dataset's id list where it has one: no file is read for it
     score = test_scorer(config.metrics_at, test, size)
     synth_all, quality_size = None, spec.size
-    patches = synthetic is not None and synthetic.spec.patches
-    if patches:
-        assert synthetic is not None
-        problem = seg.patch_problem(synthetic.spec.size)
-        if problem:
-            raise ConfigError(f"evaluate.segmenter: {problem}")
+    patch_size = synthetic.spec.size if synthetic is not None and synthetic.spec.patches else None
+    patches = patch_size is not None
+    problem = seg.patch_problem(patch_size) if patch_size is not None else None
+    if problem:
+        raise ConfigError(f"evaluate.segmenter: {problem}")
     if synthetic is not None and has_synthetic:  # kept at the size it was generated at
         quality_size = synthetic.spec.size
         synth_all = to_tensors(synthetic, quality_size, what="synthetic data")
