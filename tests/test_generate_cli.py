@@ -210,3 +210,27 @@ def test_generated_files_follow_the_umask(run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "shared").rglob("*") if p.is_file()}
     assert modes and set(modes.values()) == {"0o644"}, modes
+
+
+@pytest.mark.slow
+def test_generation_speed_benchmark_measures_two_trees_side_by_side(finished_run, tmp_path):
+    """benchmarks/generation_speed.py against this same checkout: both trees write the same files."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "speed.json"
+    before = snapshot(finished_run)
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "generation_speed.py"), str(finished_run), "--against", str(root),
+         "--count", "6", "--repeats", "1", "--json", str(out)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())
+    assert set(figures["pairs_per_second"]) == {"this", "against"}
+    assert all(len(v) == 1 and v[0] > 0 for v in figures["pairs_per_second"].values())
+    assert figures["labels_identical"] is True and figures["image_max_abs_difference"] == 0.0
+    assert figures["ratio"] == pytest.approx(figures["median"]["this"] / figures["median"]["against"])
+    assert "repeat 1/1 this:" in done.stdout and "repeat 1/1 against:" in done.stdout
+    assert snapshot(finished_run) == before  # the run folder is only read

@@ -68,3 +68,39 @@ def test_postprocess_batched_cuts_a_lung_that_crosses_the_midline():
 def test_metric_is_registered_for_the_xray_domain():
     metrics = dict(get_registries().label_metrics.for_domain("xray"))
     assert metrics["anatomical_plausibility"] is plausibility_metrics
+
+
+def test_filled_equals_scipy_fill_holes_on_random_and_edge_masks():
+    from scipy import ndimage
+
+    from msaug_xray.plausibility import filled
+
+    rng = np.random.default_rng(3)
+    masks = [rng.random((40, 33)) < p for p in (0.2, 0.5, 0.7, 0.9) for _ in range(10)]
+    ring = np.zeros((9, 9), dtype=bool)
+    ring[2:7, 2:7] = True
+    ring[4, 4] = False  # one hole
+    open_ring = ring.copy()
+    open_ring[2:5, 4] = False  # a cut through the top of the ring joins the hole to the outside
+    masks += [ring, open_ring, np.zeros((5, 5), bool), np.ones((5, 5), bool), np.eye(6, dtype=bool)]
+    for mask in masks:
+        np.testing.assert_array_equal(filled(mask), ndimage.binary_fill_holes(mask))
+    assert filled(ring)[4, 4] and not filled(open_ring)[4, 4]
+
+
+def test_largest_region_keeps_the_biggest_blob_filled_wherever_it_lies():
+    from scipy import ndimage
+
+    from msaug_xray.plausibility import largest_region
+
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        mask = ndimage.binary_opening(rng.random((48, 40)) < 0.6)
+        labelled, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        got = largest_region(mask)
+        if count == 0:
+            assert not got.any()
+            continue
+        biggest = labelled == 1 + int(np.argmax(np.bincount(labelled.ravel())[1:]))
+        np.testing.assert_array_equal(got, ndimage.binary_fill_holes(biggest))
+        np.testing.assert_array_equal(largest_region(mask, fill_holes=False), biggest)

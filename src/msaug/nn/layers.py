@@ -131,9 +131,15 @@ class SPADE(nn.Module):
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        seg = F.interpolate(label, size=x.shape[-2:], mode="nearest")
-        h = self.shared(seg)
+        h = self.shared(at_feature_size(label, x))
         return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
+
+
+def at_feature_size(label: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``label`` resized (nearest) to the spatial size of the feature map ``x``; as is when it already has it."""
+    if label.shape[-2:] == x.shape[-2:]:
+        return label
+    return F.interpolate(label, size=x.shape[-2:], mode="nearest")
 
 
 class SPADEResBlock(nn.Module):
@@ -150,6 +156,7 @@ class SPADEResBlock(nn.Module):
         self.shortcut_norm = SPADE(cin, label_channels) if cin != cout else None
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        label = at_feature_size(label, x)  # once for the block's three SPADE layers (all at x's size)
         h = self.conv1(F.leaky_relu(self.norm1(x, label), 0.2))
         h = self.conv2(F.leaky_relu(self.norm2(h, label), 0.2))
         s = x if self.shortcut is None else self.shortcut(self.shortcut_norm(x, label))  # type: ignore[misc]

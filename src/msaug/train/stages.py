@@ -42,6 +42,7 @@ from msaug.rng import BatchRNG
 from msaug.sample import DataSpec
 from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
 from msaug.train.checkpoint import load_module
+from msaug.train.device import generation_memory_format
 from msaug.train.preview import as_rgb, colorize
 from msaug.train.trainer import GanSetup, GanTrainer, TrainSettings
 
@@ -100,6 +101,7 @@ class GanStage(Stage):
         self.device = torch.device("cpu")
         self.generator = self.build_generator().eval().requires_grad_(False)
         self.fitted = False
+        self._layout: torch.memory_format | None = None  # the generator's memory layout for generation, once set
 
     def check_sizes(self) -> None:
         """Raise :class:`~msaug.errors.ConfigError` naming the param when the networks cannot work at the stage's sizes.
@@ -224,6 +226,7 @@ class GanStage(Stage):
         trainer = GanTrainer(setup, settings, inputs, targets, ctx)
         summary = trainer.fit(budget)
         self.generator = copy.deepcopy(trainer.ema.module).eval().requires_grad_(False)
+        self._layout = None
         self.device = torch.device(ctx.device)
         self.fitted = True
         self.trainer = trainer
@@ -242,7 +245,9 @@ class GanStage(Stage):
             generator.train(was)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {f"generator.{k}": v.detach().cpu().clone() for k, v in self.generator.state_dict().items()}
+        # contiguous whatever layout generation left the weights in: safetensors stores dense tensors
+        return {f"generator.{k}": v.detach().cpu().clone(memory_format=torch.contiguous_format)
+                for k, v in self.generator.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         try:
@@ -254,7 +259,20 @@ class GanStage(Stage):
     def to(self, device: torch.device | str) -> GanStage:
         self.device = torch.device(device)
         self.generator.to(self.device)
+        self._layout = None
         return self
+
+    def _run_generator(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The generator on ``inputs`` (on the stage's device) in the layout generation runs fastest in.
+
+        The weights are converted once; 4-D inputs are converted per call; the output is contiguous.
+        """
+        fmt = generation_memory_format(self.device)
+        if self._layout != fmt:
+            self.generator.to(memory_format=fmt)
+            self._layout = fmt
+        args = [t.to(self.device).float().contiguous(memory_format=fmt) if t.dim() == 4 else t.to(self.device).float() for t in inputs]
+        return self.generator(*args).contiguous()
 
     # ---- helpers
     def _label_spec(self, size: int) -> Label:
@@ -330,7 +348,7 @@ class LabelGeneratorStage(GanStage):
     @torch.no_grad()
     def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> torch.Tensor:
         z = x.to(self.device) if x is not None else rng.normal(self.params.noise_dim, device=self.device)
-        return self._hard(self.generator(z.float()))
+        return self._hard(self._run_generator(z))
 
 
 # --------------------------------------------------------------------------- label upscaler
@@ -419,7 +437,7 @@ class LabelUpscalerStage(GanStage):
         if x is None:
             raise ValueError("gan.label_upscaler needs a batch of label maps as input")
         noise = rng.normal(self.params.noise_channels, self.out_size, self.out_size, device=self.device)
-        return self._hard(self.generator(x.to(self.device).float(), noise))
+        return self._hard(self._run_generator(x, noise))
 
 
 class ImageStageMixin:
@@ -507,7 +525,7 @@ class TranslatorStage(ImageStageMixin, GanStage):
             raise ValueError("gan.translator needs a batch of label maps as input")
         label = x.to(self.device).float()
         z = rng.normal(self.params.noise_dim, device=self.device)
-        image = to_unit(torch.tanh(self.generator(label, z)))
+        image = to_unit(torch.tanh(self._run_generator(label, z)))
         return self.postprocess_image(image, label)
 
 
@@ -556,7 +574,7 @@ class JointStage(ImageStageMixin, GanStage):
         return torch.cat([image, to_signed(label_probabilities(logits, self.data.encoding))], dim=1)
 
     def _sample(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        image, logits = self._split(self.generator(z.to(self.device)))
+        image, logits = self._split(self._run_generator(z))
         label = self._hard(logits)
         return self.postprocess_image(to_unit(image), label), label
 

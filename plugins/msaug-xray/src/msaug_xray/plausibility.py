@@ -117,13 +117,55 @@ def _midline(masks: dict[str, np.ndarray], width: int) -> float:
 
 def largest_region(mask: np.ndarray, fill_holes: bool = True) -> np.ndarray:
     """The largest 8-connected region of a bool mask, holes filled (an empty mask stays empty)."""
-    labelled, count = _components(mask)
-    if count == 0:
+    box = _box(mask)
+    if box is None:
         return mask
+    sub = mask[box]  # every region lies inside the box: label only that
+    labelled, count = _components(sub)
     if count > 1:
-        sizes = np.bincount(labelled.ravel())[1:]
-        mask = labelled == (int(np.argmax(sizes)) + 1)
-    return ndimage.binary_fill_holes(mask) if fill_holes else mask
+        sub = labelled == (int(np.argmax(np.bincount(labelled.ravel())[1:])) + 1)
+    out = np.zeros_like(mask)
+    out[box] = _filled_in_box(sub) if fill_holes else sub
+    return out
+
+
+def filled(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled: the result of ``scipy.ndimage.binary_fill_holes``, computed faster.
+
+    A hole is background not 4-connected to the border. One labelling of the background inside
+    the mask's bounding box finds them, where scipy dilates from the border until nothing
+    changes: the X-ray chain post-processes every generated map, five structures each, so this
+    is on the generation path.
+    """
+    box = _box(mask)
+    if box is None:
+        return mask
+    out = mask.copy()
+    out[box] = _filled_in_box(mask[box])
+    return out
+
+
+def _box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The mask's bounding box grown by one pixel (within the image); ``None`` for an empty mask.
+
+    Background outside the box is all joined to the border around it, so holes, and regions,
+    are the same found inside the box as in the whole image.
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = mask.shape
+    return slice(max(rows[0] - 1, 0), min(rows[-1] + 2, h)), slice(max(cols[0] - 1, 0), min(cols[-1] + 2, w))
+
+
+def _filled_in_box(sub: np.ndarray) -> np.ndarray:
+    background, count = ndimage.label(~sub)  # 4-connectivity, as binary_fill_holes
+    if count == 0:
+        return sub
+    keep = np.ones(count + 1, dtype=bool)  # True: part of the filled mask
+    keep[np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])] = False
+    keep[0] = True  # label 0 is the mask itself
+    return keep[background]
 
 
 def postprocess_map(label: np.ndarray, classes: Sequence[str]) -> np.ndarray:

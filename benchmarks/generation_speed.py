@@ -1,0 +1,105 @@
+"""CPU generation rate of a finished run, side by side with another checkout of msaug.
+
+    python benchmarks/generation_speed.py RUN_DIR --against /path/to/other/checkout --repeats 5
+
+Each repeat runs ``msaug generate``'s code path (:func:`msaug.pipeline.runner.generate_run`,
+``--count`` pairs into a fresh folder, on the CPU) once per code tree, in its own process and
+alternating between the trees, so both see the same machine load. The figure is the rate
+``msaug generate`` prints (pairs written per second of generation, files and manifest
+included; loading the run is not counted). It prints the medians, their ratio, and whether
+the two trees wrote the same label files and how far apart their images are.
+
+The run folder's stages must have finished training (``msaug pipeline run ... --no-evaluate``
+is enough); its weights are only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tree_path(tree: Path) -> str:
+    """PYTHONPATH that makes ``tree``'s msaug and bundled plugins win over the installed ones."""
+    parts = [tree / "src", *sorted((tree / "plugins").glob("*/src")), *sorted((tree / "examples").glob("*/src"))]
+    return os.pathsep.join(str(p) for p in parts if p.is_dir())
+
+
+def worker(run_dir: Path, count: int, out: Path) -> None:
+    from rich.console import Console
+
+    import msaug
+    from msaug.pipeline.runner import generate_run
+
+    result = generate_run(run_dir, count, None, "cpu", Console(quiet=True), show_progress=False, out=out)
+    print(json.dumps({"msaug": msaug.__file__, "pairs_per_second": result.pairs_per_second, "seconds": result.seconds,
+                      "written": result.written}))
+
+
+def run_once(tree: Path, run_dir: Path, count: int, out: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": tree_path(tree)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(run_dir), "--count", str(count), "--gen-out", str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"generation with {tree} failed:\n{done.stderr[-3000:]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    if not found["msaug"].startswith(str(tree)):
+        raise SystemExit(f"the worker imported msaug from {found['msaug']}, not from {tree}")
+    return found
+
+
+def compare_outputs(a: Path, b: Path) -> dict:
+    import numpy as np
+
+    from msaug.io import read_image
+
+    labels_same = all((a / "labels" / p.name).read_bytes() == p.read_bytes() for p in sorted((b / "labels").glob("*.png")))
+    diffs = [float(np.abs(read_image(p) - read_image(b / "images" / p.name)).max()) for p in sorted((a / "images").glob("*.png"))]
+    return {"labels_identical": labels_same, "image_max_abs_difference": max(diffs) if diffs else 0.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--against", type=Path, help="another msaug checkout to measure side by side")
+    ap.add_argument("--count", type=int, default=160)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", type=Path, help="write the figures here as JSON")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--gen-out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.run_dir, args.count, args.gen_out)
+        return
+    trees = {"this": ROOT, **({"against": args.against.resolve()} if args.against else {})}
+    rates: dict[str, list[float]] = {name: [] for name in trees}
+    with tempfile.TemporaryDirectory(prefix="msaug-genspeed-") as tmp:
+        for repeat in range(args.repeats):
+            for name, tree in trees.items():
+                out = Path(tmp) / f"{name}-{repeat}"
+                rates[name].append(run_once(tree, args.run_dir, args.count, out)["pairs_per_second"])
+                print(f"repeat {repeat + 1}/{args.repeats} {name}: {rates[name][-1]:.1f} pairs/s", flush=True)
+        same = compare_outputs(Path(tmp) / "this-0", Path(tmp) / "against-0") if args.against else {}
+    summary = {
+        "count": args.count, "repeats": args.repeats, "trees": {k: str(v) for k, v in trees.items()},
+        "pairs_per_second": {k: v for k, v in rates.items()},
+        "median": {k: statistics.median(v) for k, v in rates.items()},
+        **same,
+    }
+    if args.against:
+        summary["ratio"] = summary["median"]["this"] / summary["median"]["against"]
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
