@@ -81,3 +81,27 @@ def test_a_missing_or_broken_report_is_a_config_error_naming_the_file(evaluated_
     (tmp_path / "folder.json").mkdir()
     with pytest.raises(ConfigError, match="folder.json: cannot read a run report"):
         read_run_report(tmp_path / "folder.json")
+
+
+def test_compare_keeps_a_typed_seed_run_and_summarizes_it(evaluated_run, tmp_path):
+    from msaug.bench.compare import CostFigures, ProcessFigures, SeedRun, read_seed_run, summarize_arm
+
+    out, _ = evaluated_run
+    report = read_run_report(out / "report.json")
+    run = SeedRun(arm="classic", seed=0, pipeline="classic.yaml", process=ProcessFigures(wall_seconds=1.5, peak_rss_mb=300.0),
+                  report=report, evaluation=report.evaluation,
+                  cost=CostFigures(parameters={"lab2im": 9}, parameters_total=9, flops_per_pair=10.0, cuda_max_allocated_mb=None))
+    run.write(tmp_path / "seed-0.json")
+    back = read_seed_run(tmp_path / "seed-0.json")
+    assert back == run and back.report.to_json() == report.to_json()
+    summary = summarize_arm([run, back], ["real", "synth"])
+    dice = summary["quality"]["synth"]["dice"]
+    assert dice["n"] == 2 and dice["mean"] == pytest.approx(report.evaluation.mean("synth", "dice"))
+    assert set(summary["quality"]["real"]["dice_per_class"]) == set(report.evaluation.protocols["real"].metrics.classes)
+    assert summary["cost"]["train_seconds"]["mean"] == pytest.approx(sum(s.seconds or 0 for s in report.stages))
+    assert summary["cost"]["parameters"] == 9 and summary["cost"]["peak_rss_mb"]["values"] == [300.0, 300.0]
+    assert summary["realism"]["qc_mean_dice"]["mean"] == pytest.approx(report.evaluation.qc.mean_dice)
+    assert summary["resolution"] == report.evaluation.resolution.description
+    (tmp_path / "seed-1.json").write_text(json.dumps({"arm": "classic", "seed": "one"}))
+    with pytest.raises(ConfigError, match=r"seed-1.json: not an msaug compare seed record .*seed: Input should be a valid integer"):
+        read_seed_run(tmp_path / "seed-1.json")
