@@ -129,10 +129,8 @@ class MetricStat(OpenRecord):
     n: int | None = None
 
 
-class TestMetrics(OpenRecord):
-    """A segmenter's test metrics: per class and the mean over the foreground classes, each by metric name."""
-
-    __test__ = False  # not a pytest test class
+class SegmentationMetrics(OpenRecord):
+    """A segmenter's metrics on the real test split: per class and the mean over the foreground classes, each by metric name."""
 
     images: int | None = None
     foreground: list[str] | None = None
@@ -143,7 +141,7 @@ class TestMetrics(OpenRecord):
 class ProtocolResult(OpenRecord):
     """One protocol's segmenter: its test metrics, training summary and checkpoint (``reused_from`` when copied)."""
 
-    metrics: TestMetrics
+    metrics: SegmentationMetrics
     training: dict[str, Any] | None = None
     checkpoint: str | None = None
 
