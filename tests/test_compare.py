@@ -8,10 +8,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from msaug.bench.compare import budget_sets, parse_budget, resolve_arm, verdict
+from msaug.bench.compare import budget_overrides, parse_budget, resolve_arm, verdict
 from msaug.cli import cli
 from msaug.errors import ConfigError
 from msaug.pipeline.runner import prepare
+from msaug.stage import Budget
 from tests.conftest import CLASSIC
 
 EVALUATE = {"segmenter": {"arch": "unet", "encoder": "tu-resnet18", "steps": 4, "batch_size": 4}, "protocols": ["real", "mix"]}
@@ -46,10 +47,14 @@ def test_budget_split_follows_declared_steps(tmp_path, shapes_dir):
     ]}
     path = tmp_path / "g.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    sets, info = budget_sets(prepare(path), ("steps", 1000))
-    assert sets == ["stages.label_generator.budget.steps=750", "stages.label_upscaler.budget.steps=250"]
-    sets, info = budget_sets(prepare(path), ("seconds", 60))
-    assert "stages.label_generator.budget.seconds=45.000" in sets and info["stages"] == {"label_generator": 45.0, "label_upscaler": 15.0}
+    overrides, info = budget_overrides(prepare(path), ("steps", 1000))
+    assert overrides == {"stages.label_generator.budget.steps": 750, "stages.label_upscaler.budget.steps": 250}
+    overrides, info = budget_overrides(prepare(path), ("seconds", 60))
+    assert overrides["stages.label_generator.budget.seconds"] == 45.0 and info["stages"] == {"label_generator": 45.0, "label_upscaler": 15.0}
+    # under a seconds budget the clock alone stops a stage: no step limit (steps: null), not a huge stand-in
+    assert overrides["stages.label_generator.budget.steps"] is None and overrides["stages.label_upscaler.budget.steps"] is None
+    resolved = prepare(path, overrides=overrides)
+    assert [cs.budget for cs in resolved.chain.stages[:2]] == [Budget(None, 45.0), Budget(None, 15.0)]
 
 
 def test_resolve_arm_errors(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from msaug.errors import ConfigError
-from msaug.pipeline.config import load_pipeline, parse_set
+from msaug.pipeline.config import load_pipeline, parse_set, set_argument
 from tests.conftest import CLASSIC
 
 
@@ -117,3 +117,40 @@ def test_relative_root_resolves_against_yaml_folder(tmp_path, monkeypatch):
 )
 def test_parse_set_values(expr, key, value):
     assert parse_set(expr) == (key, value)
+
+
+def test_structured_overrides_land_in_the_config_by_the_same_path_as_set(tmp_path):
+    path = write(tmp_path, yaml.safe_dump(CLASSIC))
+    overrides = {"data.size": 48, "stages.real_labels.params.size": 8, "stages.2.budget.steps": None, "stages.2.budget.seconds": 12.5,
+                 "data.split.seed": 4, "generate.count": 3}
+    r = load_pipeline(path, profile="quick", overrides=overrides)  # overrides win over the profile, like --set
+    assert r.config.data.size == 48 and r.config.stages[0].params == {"size": 8} and r.config.generate.count == 3
+    assert r.config.stages[2].budget.steps is None and r.config.stages[2].budget.seconds == 12.5 and r.config.data.split.seed == 4
+    # listed as --set arguments, which give the same config on a command line (how compare hands them to its child run)
+    assert r.sets == ["data.size=48", "stages.real_labels.params.size=8", "stages.2.budget.steps=null", "stages.2.budget.seconds=12.5",
+                      "data.split.seed=4", "generate.count=3"]
+    assert load_pipeline(path, profile="quick", sets=r.sets).config == r.config
+    # --set strings come first, the mapping after them
+    r = load_pipeline(path, profile="none", sets=["generate.count=5", "seed=2"], overrides={"generate.count": 7})
+    assert r.config.generate.count == 7 and r.config.seed == 2 and r.sets == ["generate.count=5", "seed=2", "generate.count=7"]
+
+
+def test_a_bad_structured_override_is_a_config_error_naming_the_key(tmp_path):
+    path = write(tmp_path, yaml.safe_dump(CLASSIC))
+    with pytest.raises(ConfigError, match=r"data.sizee \(set by --set data.sizee=5\): unknown key. Valid keys: .*size"):
+        load_pipeline(path, profile="none", overrides={"data.sizee": 5})
+    with pytest.raises(ConfigError, match="stages.nosuch.budget.steps: no stage named 'nosuch'; stages are: real_labels, "):
+        load_pipeline(path, profile="none", overrides={"stages.nosuch.budget.steps": 1})
+    with pytest.raises(ConfigError, match=r"generate.count \(set by --set generate.count='many'\): Input should be a valid integer"):
+        load_pipeline(path, profile="none", overrides={"generate.count": "many"})
+    with pytest.raises(ConfigError, match="--set 'data..size': the key must be a dotted path like data.size"):
+        load_pipeline(path, profile="none", overrides={"data..size": 1})
+    with pytest.raises(ConfigError, match="override data.root: <object object at .*> is not a YAML value"):
+        set_argument("data.root", object())
+
+
+@pytest.mark.parametrize("value", [3, 0.5, 45.0, 1e-05, None, True, "hello", "5", "", "null", "a b: c", "/tmp/x y", Path("/tmp/x y"), [1, "two"], {"a": [1]}])
+def test_set_argument_reads_back_as_the_same_value(value):
+    key, parsed = parse_set(set_argument("stages.image.params.x", value))
+    expected = str(value) if isinstance(value, Path) else value  # a path is written as its text
+    assert key == "stages.image.params.x" and parsed == expected and type(parsed) is type(expected)

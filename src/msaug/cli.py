@@ -269,7 +269,7 @@ def generate_cmd(run_dir: Path, count: int | None, shard: str | None, out: Path 
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: runs/compare-<domain>-<profile>).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a key in every arm (repeatable).")
-@click.option("--protocols", default="real,synth,synth_finetune,mix", show_default=True, help="Comma list of segmentation protocols.")
+@click.option("--protocols", default=None, help="Comma list of segmentation protocols (default: all, as msaug segment train --help lists them).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(arms: tuple[str, ...], domain: str, profile: str | None, seeds: int, train_fraction: float, budget: str | None,
                 out: Path | None, device: str, sets: tuple[str, ...], protocols: str, quiet: bool) -> None:
@@ -280,8 +280,9 @@ def compare_cmd(arms: tuple[str, ...], domain: str, profile: str | None, seeds: 
     """
     from msaug.bench.compare import CompareOptions, compare
 
-    options = CompareOptions(list(arms), domain, profile, seeds, train_fraction, budget, out, device, list(sets),
-                             [p.strip() for p in protocols.split(",") if p.strip()], not quiet)
+    options = CompareOptions(list(arms), domain, profile, seeds, train_fraction, budget, out, device, list(sets), show_progress=not quiet)
+    if protocols is not None:
+        options.protocols = [p.strip() for p in protocols.split(",") if p.strip()]
     compare(options, console)
 
 

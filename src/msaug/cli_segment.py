@@ -56,6 +56,22 @@ class SizeOrNative(click.ParamType):
         return size
 
 
+class ProtocolChoice(click.Choice):
+    """The segmentation protocols (``msaug.segment.config.PROTOCOLS``), read when a command needs them.
+
+    Importing the segment package is slow, so the names are not read when the CLI starts.
+    """
+
+    def __init__(self) -> None:
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from msaug.segment.config import PROTOCOLS
+
+        return PROTOCOLS
+
+
 def _window_options(f: Any) -> Any:
     """Patch training and sliding-window prediction, as a pipeline's ``evaluate.segmenter.patch`` / ``window_overlap``."""
     options = [
@@ -149,7 +165,7 @@ def segment_list(as_json: bool) -> None:
 
 @segment.command("train")
 @_data_options
-@click.option("--protocol", type=click.Choice(["real", "synth", "synth_finetune", "mix"]), default="real", show_default=True)
+@click.option("--protocol", type=ProtocolChoice(), default="real", show_default=True)
 @click.option("--synthetic", type=click.Path(path_type=Path), default=None, help="Synthetic dataset folder (RUN/synthetic) for synth, synth_finetune, mix.")
 @click.option("--arch", default="unet", show_default=True, help="Architecture (msaug segment list).")
 @click.option("--encoder", default="tu-resnet18", show_default=True, help="smp encoder, or any timm encoder as tu-NAME.")

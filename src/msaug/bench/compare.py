@@ -24,9 +24,10 @@ from rich.console import Console
 from rich.table import Table
 
 from msaug.errors import ConfigError, MsaugError
-from msaug.io import atomic_write, read_json, write_json
+from msaug.io import atomic_write, write_json
+from msaug.pipeline.records import Evaluation, Record, RunReport, read_record, read_run_report
+from msaug.segment.config import PROTOCOLS
 
-PROTOCOLS = ["real", "synth", "synth_finetune", "mix"]
 ALIASES = {"single": "{domain}-single.yaml", "multi": "{domain}.yaml", "classic": "examples/classic.yaml"}
 
 
@@ -80,27 +81,64 @@ def parse_budget(text: str) -> tuple[str, float]:
     return unit, value
 
 
-def budget_sets(prepared: Any, budget: tuple[str, float] | None) -> tuple[list[str], dict[str, Any]]:
-    """``--set`` overrides that give an arm's trainable stages ``budget`` in total."""
-    trainable = [(cs, sc) for cs, sc in zip(prepared.chain.stages, prepared.config.stages) if cs.stage.trainable]
-    declared = {cs.name: (sc.budget.steps or 0) for cs, sc in trainable}
+def budget_overrides(prepared: Any, budget: tuple[str, float] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Overrides (dotted keys to values) that give an arm's trainable stages ``budget`` in total, and how it was split.
+
+    A seconds budget lifts the stages' step limits (``steps: null``), so the clock alone stops them.
+    """
+    trainable = [cs for cs in prepared.chain.stages if cs.stage.trainable]
+    declared = {cs.name: (cs.budget.steps or 0) for cs in trainable}
     if budget is None:
-        return [], {"unit": "steps (declared)", "total": sum(declared.values()), "stages": declared}
+        return {}, {"unit": "steps (declared)", "total": sum(declared.values()), "stages": declared}
     unit, total = budget
     weights = {name: (steps or 1) for name, steps in declared.items()}
     norm = sum(weights.values()) or 1
     shares = {name: total * w / norm for name, w in weights.items()}
-    sets = []
+    overrides: dict[str, Any] = {}
     for name, share in shares.items():
         if unit == "seconds":
-            sets += [f"stages.{name}.budget.seconds={share:.3f}", f"stages.{name}.budget.steps=100000000"]
+            overrides[f"stages.{name}.budget.seconds"] = round(share, 3)
+            overrides[f"stages.{name}.budget.steps"] = None
         else:
-            sets += [f"stages.{name}.budget.steps={max(1, round(share))}"]
-    return sets, {"unit": unit, "total": total, "stages": {n: round(v, 3) for n, v in shares.items()}}
+            overrides[f"stages.{name}.budget.steps"] = max(1, round(share))
+    return overrides, {"unit": unit, "total": total, "stages": {n: round(v, 3) for n, v in shares.items()}}
 
 
-def run_one(path: Path, run_dir: Path, profile: str | None, sets: list[str], device: str, console: Console, show_progress: bool) -> dict[str, Any]:
-    """Run one arm/seed in a child process; returns wall time and the child's peak RSS."""
+class ProcessFigures(Record):
+    """What the arm's child process cost: its wall time and peak resident memory."""
+
+    wall_seconds: float
+    peak_rss_mb: float
+
+
+class CostFigures(Record):
+    """Generator parameters by stage and FLOPs per generated pair, measured on a run's checkpoints."""
+
+    parameters: dict[str, int]
+    parameters_total: int
+    flops_per_pair: float
+    cuda_max_allocated_mb: float | None
+
+
+class SeedRun(Record):
+    """One arm at one seed: OUT/<arm>/seed-<n>.json, written when its run finished (a rerun skips it)."""
+
+    arm: str
+    seed: int
+    pipeline: str
+    process: ProcessFigures
+    report: RunReport
+    #: the run's segmentation evaluation (the report's, repeated for readers of this file)
+    evaluation: Evaluation | None
+    cost: CostFigures
+
+
+def read_seed_run(path: Path) -> SeedRun:
+    return read_record(path, SeedRun, "an msaug compare seed record (seed-<n>.json)")
+
+
+def run_one(path: Path, run_dir: Path, profile: str | None, sets: list[str], device: str, console: Console, show_progress: bool) -> ProcessFigures:
+    """Run one arm/seed in a child process (``sets``: its ``--set`` arguments); returns wall time and the child's peak RSS."""
     cmd = [sys.executable, "-m", "msaug", "pipeline", "run", str(path), "--out", str(run_dir), "--device", device]
     if profile:
         cmd += ["--profile", profile]
@@ -116,10 +154,10 @@ def run_one(path: Path, run_dir: Path, profile: str | None, sets: list[str], dev
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise MsaugError(f"arm run failed (exit {proc.returncode}): {' '.join(cmd)}; its folder {run_dir} is kept, rerun to resume")
-    return {"wall_seconds": round(time.monotonic() - start, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    return ProcessFigures(wall_seconds=round(time.monotonic() - start, 2), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
 
 
-def cost_figures(run_dir: Path, device: str = "cpu", batch: int = 4) -> dict[str, Any]:
+def cost_figures(run_dir: Path, device: str = "cpu", batch: int = 4) -> CostFigures:
     """Generator parameters and FLOPs per generated pair, measured on the run's checkpoints."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -140,8 +178,8 @@ def cost_figures(run_dir: Path, device: str = "cpu", batch: int = 4) -> dict[str
     with FlopCounterMode(display=False) as counter:
         run_chain(prepared.chain, list(range(batch)), 0, dev)
     peak_cuda = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
-    return {"parameters": params, "parameters_total": sum(params.values()), "flops_per_pair": counter.get_total_flops() / batch,
-            "cuda_max_allocated_mb": peak_cuda}
+    return CostFigures(parameters=params, parameters_total=sum(params.values()), flops_per_pair=counter.get_total_flops() / batch,
+                       cuda_max_allocated_mb=peak_cuda)
 
 
 def _stat(values: list[float]) -> dict[str, Any]:
@@ -153,52 +191,45 @@ def _stat(values: list[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "n": len(vals), "values": vals}
 
 
-def _dig(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d
-
-
-def summarize_arm(records: list[dict[str, Any]], protocols: list[str]) -> dict[str, Any]:
+def summarize_arm(records: list[SeedRun], protocols: list[str]) -> dict[str, Any]:
     """Mean ± std over seeds of every figure the comparison reports."""
+    evaluations = [r.evaluation or Evaluation() for r in records]  # a run without one counts as not evaluated
+    first = evaluations[0]
     out: dict[str, Any] = {"quality": {}, "cost": {}, "realism": {}}
     for p in protocols:
         out["quality"][p] = {
-            "dice": _stat([_dig(r, "evaluation", "protocols", p, "metrics", "mean", "dice", "mean") for r in records]),
-            "iou": _stat([_dig(r, "evaluation", "protocols", p, "metrics", "mean", "iou", "mean") for r in records]),
+            "dice": _stat([e.mean(p, "dice") for e in evaluations]),
+            "iou": _stat([e.mean(p, "iou") for e in evaluations]),
         }
-        classes = _dig(records[0], "evaluation", "protocols", p, "metrics", "classes") or {}
-        out["quality"][p]["dice_per_class"] = {
-            c: _stat([_dig(r, "evaluation", "protocols", p, "metrics", "classes", c, "dice", "mean") for r in records]) for c in classes
-        }
+        classes = first.protocols[p].metrics.classes if p in first.protocols else {}
+        out["quality"][p]["dice_per_class"] = {c: _stat([e.class_mean(p, c, "dice") for e in evaluations]) for c in classes}
     out["cost"] = {
-        "train_seconds": _stat([sum(s.get("seconds") or 0 for s in r["report"]["stages"]) for r in records]),
+        "train_seconds": _stat([sum(s.seconds or 0 for s in r.report.stages) for r in records]),
         "stage_seconds": {
-            s["name"]: _stat([next((x.get("seconds") for x in r["report"]["stages"] if x["name"] == s["name"]), None) for r in records])
-            for s in records[0]["report"]["stages"]
+            s.name: _stat([next((x.seconds for x in r.report.stages if x.name == s.name), None) for r in records])
+            for s in records[0].report.stages
         },
-        "pairs_per_second": _stat([_dig(r, "report", "generate", "pairs_per_second") for r in records]),
-        "peak_rss_mb": _stat([r["process"]["peak_rss_mb"] for r in records]),
-        "parameters": records[0]["cost"]["parameters_total"],
-        "flops_per_pair": records[0]["cost"]["flops_per_pair"],
-        "wall_seconds": _stat([r["process"]["wall_seconds"] for r in records]),
+        "pairs_per_second": _stat([r.report.generate.pairs_per_second for r in records]),
+        "peak_rss_mb": _stat([r.process.peak_rss_mb for r in records]),
+        "parameters": records[0].cost.parameters_total,
+        "flops_per_pair": records[0].cost.flops_per_pair,
+        "wall_seconds": _stat([r.process.wall_seconds for r in records]),
     }
+    nearest = [e.label_realism.nearest_neighbour_iou if e.label_realism else None for e in evaluations]
+    diversity = [e.label_realism.diversity if e.label_realism else None for e in evaluations]
     out["realism"] = {
-        "qc_mean_dice": _stat([_dig(r, "evaluation", "qc", "mean_dice") for r in records]),
-        "label_precision": _stat([_dig(r, "evaluation", "label_realism", "nearest_neighbour_iou", "precision") for r in records]),
-        "label_coverage": _stat([_dig(r, "evaluation", "label_realism", "nearest_neighbour_iou", "coverage") for r in records]),
-        "label_diversity": _stat([_dig(r, "evaluation", "label_realism", "diversity", "synthetic") for r in records]),
+        "qc_mean_dice": _stat([e.qc.mean_dice if e.qc else None for e in evaluations]),
+        "label_precision": _stat([n.precision if n else None for n in nearest]),
+        "label_coverage": _stat([n.coverage if n else None for n in nearest]),
+        "label_diversity": _stat([d.synthetic if d else None for d in diversity]),
     }
-    out["resolution"] = _dig(records[0], "evaluation", "resolution", "description")
-    realism = _dig(records[0], "evaluation", "image_realism") or {}
-    for key, value in realism.items():
+    out["resolution"] = first.resolution.description if first.resolution else None
+    for key, value in (first.image_realism or {}).items():
         if isinstance(value, (int, float)) and not key.endswith("_std"):  # KID's own std is not a figure
-            out["realism"][f"image_{key}"] = _stat([_dig(r, "evaluation", "image_realism", key) for r in records])
+            out["realism"][f"image_{key}"] = _stat([(e.image_realism or {}).get(key) for e in evaluations])
     from msaug.segment.stage_probe import summarize_stage_tables
 
-    out["stages"] = summarize_stage_tables([_dig(r, "evaluation", "stages") for r in records])
+    out["stages"] = summarize_stage_tables([e.stages for e in evaluations])
     return out
 
 
@@ -308,37 +339,38 @@ def compare(options: CompareOptions, console: Console | None = None) -> dict[str
     out.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]msaug compare[/] {' vs '.join(names.values())} — domain {options.domain}, profile {profile}, {options.seeds} seeds, out {out}")
 
-    records: dict[str, list[dict[str, Any]]] = {names[a]: [] for a in options.arms}
-    budgets: dict[str, Any] = {}
-    protocols_set = "evaluate.protocols=[" + ",".join(options.protocols) + "]"
+    plans: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # each arm's budget overrides and how its budget was split
+    for arm, path in paths.items():
+        base = prepare(path, profile, options.sets)
+        if base.config.evaluate is None:
+            raise ConfigError(f"{path}: an arm needs an evaluate block (the same segmenter for every arm)")
+        plans[names[arm]] = budget_overrides(base, budget)
+    budgets = {name: split for name, (_, split) in plans.items()}
+    records: dict[str, list[SeedRun]] = {names[a]: [] for a in options.arms}
     for seed in range(options.seeds):
         first_run: Path | None = None  # its real-trained segmenter is reused by the other arms when the key matches
         for arm, path in paths.items():
             name = names[arm]
-            base = prepare(path, profile, options.sets)
-            common = [*options.sets, f"seed={seed}", f"generate.seed={seed}", f"data.split.seed={seed}",
-                      f"data.split.fraction={options.train_fraction:g}", protocols_set]
-            if base.config.evaluate is None:
-                raise ConfigError(f"{path}: an arm needs an evaluate block (the same segmenter for every arm)")
-            extra, budgets[name] = budget_sets(base, budget)
+            overrides: dict[str, Any] = {"seed": seed, "generate.seed": seed, "data.split.seed": seed,
+                                         "data.split.fraction": options.train_fraction, "evaluate.protocols": list(options.protocols),
+                                         **plans[name][0]}
             run_dir = out / name / f"seed-{seed}"
             if first_run is None:
                 first_run = run_dir
             elif (first_run / "evaluation").is_dir():
-                extra = [*extra, f"evaluate.reuse_real={first_run.resolve()}"]
+                overrides["evaluate.reuse_real"] = str(first_run.resolve())
             record_file = out / name / f"seed-{seed}.json"
             if record_file.is_file():
-                records[name].append(read_json(record_file))
+                records[name].append(read_seed_run(record_file))
                 console.print(f"[green]done earlier[/]: {name} seed {seed}")
                 continue
             console.print(f"[bold]{name}[/] seed {seed}: {path}")
-            process = run_one(path, run_dir, profile, common + extra, options.device, console, options.show_progress)
-            report = read_json(run_dir / "report.json")
-            record = {"arm": name, "seed": seed, "pipeline": str(path), "process": process, "report": report,
-                      "evaluation": report.get("evaluation"), "cost": cost_figures(run_dir, options.device)}
-            if record["evaluation"]:
-                record["evaluation"].get("qc", {}).pop("scores", None)  # per-pair scores live in the manifest
-            write_json(record_file, record)
+            resolved = load_pipeline(path, profile, options.sets, overrides)  # a bad key or value fails here, before the child runs
+            process = run_one(path, run_dir, profile, resolved.sets, options.device, console, options.show_progress)
+            report = read_run_report(run_dir / "report.json")
+            record = SeedRun(arm=name, seed=seed, pipeline=str(path), process=process, report=report, evaluation=report.evaluation,
+                             cost=cost_figures(run_dir, options.device))
+            record.write(record_file)
             records[name].append(record)
 
     summary = {name: summarize_arm(recs, options.protocols) for name, recs in records.items()}

@@ -74,7 +74,7 @@ def side_by_side(grids: dict[str, Path]) -> bytes | None:
     return buf.getvalue()
 
 
-def write_plots(out: Path, result: dict[str, Any], records: dict[str, list[dict[str, Any]]]) -> None:
+def write_plots(out: Path, result: dict[str, Any], records: dict[str, list[Any]]) -> None:
     summary = result["summary"]
     protocols = result["protocols"]
     dice = {arm: [(s["quality"][p]["dice"]["mean"], s["quality"][p]["dice"]["std"]) for p in protocols] for arm, s in summary.items()}

@@ -9,7 +9,7 @@ and a label map of the same size (the synthetic pair).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -18,7 +18,7 @@ from msaug.modality import Image, Label, Modality, Noise
 from msaug.pipeline.config import LoadedYAML, format_path, validation_message
 from msaug.plugins import Registries
 from msaug.sample import DataSpec
-from msaug.stage import Stage
+from msaug.stage import Budget, Stage
 
 
 @dataclass
@@ -27,6 +27,8 @@ class ComposedStage:
     name: str  # short name (folder, --set paths)
     use: str  # registered name
     stage: Stage
+    #: how long the stage trains (its ``budget:`` block; a stage that does not train ignores it)
+    budget: Budget = field(default_factory=Budget)
     #: bytes one training step needs at least, where the stage can tell (set by the check before training)
     memory: int | None = None
 
@@ -88,7 +90,7 @@ def build_stages(config_stages: list, spec: DataSpec, registries: Registries, lo
             stage.input, stage.outputs  # noqa: B018 - modalities must be computable now
         except (ValueError, TypeError, MsaugError) as exc:  # sizes the stage cannot work at, among others
             raise ConfigError(f"{stage_where(loaded, i, sc.use)}: {exc}") from None
-        built.append(ComposedStage(i, sc.short_name, sc.use, stage))
+        built.append(ComposedStage(i, sc.short_name, sc.use, stage, Budget(sc.budget.steps, sc.budget.seconds)))
     return built
 
 

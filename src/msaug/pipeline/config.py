@@ -8,6 +8,7 @@ Errors name the file, the line, the dotted key path and what would be valid, e.g
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,19 +92,41 @@ def read_yaml(path: str | Path) -> LoadedYAML:
     return LoadedYAML(path, data, _line_map(node) if node is not None else {})
 
 
+def check_key(key: str, shown: str) -> None:
+    """A dotted override key must name a path (``data.size``, ``stages.image.params.lr``); ``shown`` is how the message names it."""
+    if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"{shown}: the key must be a dotted path like data.size or stages.image.params.lr")
+
+
 def parse_set(expr: str) -> tuple[str, Any]:
-    """Parse ``a.b.c=value``; the value is read as YAML (numbers, booleans, lists)."""
+    """Parse ``a.b.c=value``; the value is read as YAML (numbers, booleans, lists, ``null``)."""
     if "=" not in expr:
         raise ConfigError(f"--set {expr!r}: expected KEY=VALUE, e.g. --set data.size=128")
     key, _, raw = expr.partition("=")
     key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {expr!r}: the key must be a dotted path like data.size or stages.image.params.lr")
+    check_key(key, f"--set {expr!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key, value
+
+
+def set_argument(key: str, value: Any) -> str:
+    """The ``--set`` argument :func:`parse_set` reads back as ``(key, value)``: the value written as one line of YAML.
+
+    How overrides built in Python (a mapping of dotted keys to values) reach a child
+    ``msaug pipeline run``; ``None`` is written ``null``, a path as its text.
+    """
+    check_key(key, f"override {key!r}")
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"), allow_unicode=True)
+    except yaml.representer.RepresenterError:
+        raise ConfigError(f"override {key}: {value!r} is not a YAML value (use numbers, strings, booleans, lists, mappings or None)") from None
+    text = text.removesuffix("\n").removesuffix("\n...").strip()
+    return f"{key}={text}"
 
 
 def _stage_index(stages: list[Any], part: str, dotted: str) -> int:
@@ -221,6 +244,17 @@ def apply_overrides(loaded: LoadedYAML, overrides: Mapping[str, Any], origin: st
             loaded.origin_lines[path] = line
 
 
+def apply_sets(loaded: LoadedYAML, overrides: Mapping[str, Any]) -> None:
+    """Apply ``--set`` overrides: dotted key paths to values, from the command line (:func:`parse_sets`) or built in Python.
+
+    A key that names no stage or list item is a :class:`ConfigError` here; an unknown key or a
+    value of the wrong type is one when the pipeline is validated, naming ``(set by --set KEY=VALUE)``.
+    """
+    for key in overrides:
+        check_key(key, f"--set {key!r}")
+    apply_overrides(loaded, overrides, "--set")
+
+
 def profile_lines(loaded: LoadedYAML, name: str) -> dict[str, int]:
     """Line of each entry of profile ``name``, by its flattened dotted key (as :func:`flatten` spells it)."""
     found: dict[str, int] = {}
@@ -301,11 +335,15 @@ class ResolvedConfig:
     sets: list[str]
 
 
-def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[str] = ()) -> ResolvedConfig:
-    """Read, apply the profile and ``--set`` overrides, and validate a pipeline YAML.
+def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[str] = (),
+                  overrides: Mapping[str, Any] | None = None) -> ResolvedConfig:
+    """Read, apply the profile and the overrides, and validate a pipeline YAML.
 
     ``profile=None`` picks the default (``quick`` on CPU, ``full`` with CUDA, when defined);
-    ``profile="none"`` applies no profile.
+    ``profile="none"`` applies no profile. ``sets`` are ``--set KEY=VALUE`` strings;
+    ``overrides`` maps dotted keys to values (``{"stages.image.budget.steps": None}``) and
+    is applied after them, by the same path (:func:`apply_sets`). The result's ``sets``
+    lists both, as ``--set`` arguments (:func:`set_argument`).
     """
     loaded = read_yaml(path)
     profiles = loaded.data.get("profiles") or {}
@@ -322,13 +360,16 @@ def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[s
     else:
         chosen = profile
     if chosen is not None:
-        overrides = profiles[chosen]
-        if not isinstance(overrides, dict):
+        entries = profiles[chosen]
+        if not isinstance(entries, dict):
             raise ConfigError(f"{loaded.where(('profiles', chosen))}: a profile must be a mapping of key paths to values")
-        apply_overrides(loaded, flatten(overrides), f"profile {chosen!r}", profile_lines(loaded, chosen))
+        apply_overrides(loaded, flatten(entries), f"profile {chosen!r}", profile_lines(loaded, chosen))
     parsed = [parse_set(s) for s in sets]
-    for key, value in parsed:
-        apply_overrides(loaded, {key: value}, "--set")
+    for key, value in parsed:  # one by one, in the order given: a later --set may refer to a stage an earlier one renamed
+        apply_sets(loaded, {key: value})
+    if overrides:
+        apply_sets(loaded, overrides)
+        sets = [*sets, *(set_argument(k, v) for k, v in overrides.items())]
     base = loaded.path.parent
     data = loaded.data.get("data")
     if isinstance(data, dict) and data.get("root") is not None:

@@ -14,7 +14,8 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 from rich.console import Console
 
-from msaug.io import atomic_write, png_bytes, write_json
+from msaug.io import atomic_write, png_bytes
+from msaug.pipeline.records import DataSummary, Evaluation, GenerationRecord, LossCurve, RunReport, StageRecord
 from msaug.sample import DataSpec
 
 if TYPE_CHECKING:
@@ -117,7 +118,9 @@ def label_metrics(registries: Any, spec: DataSpec, labels: torch.Tensor) -> dict
 
 
 def write_report(prepared: Prepared, state: RunState, console: Console, started: float, evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write report.json, report.md, grid.png and loss curves from what the phases returned; trains nothing.
+    """Write report.json (a :class:`~msaug.pipeline.records.RunReport`), report.md, grid.png and loss curves from what the phases returned; trains nothing.
+
+    Returns the report as JSON-able values (what report.json holds).
 
     ``evaluation`` is :func:`msaug.pipeline.evaluate.evaluate_run`'s result (``None``: the run
     was not evaluated); ``started`` is the run's ``time.monotonic()`` start.
@@ -140,16 +143,16 @@ def write_report(prepared: Prepared, state: RunState, console: Console, started:
         if series:
             atomic_write(folder / "losses.png", plot_curves(series, f"{cs.use} losses"))
         stages.append(
-            {
-                "name": cs.name,
-                "use": cs.use,
-                "input": info.get("input"),
-                "outputs": info.get("outputs"),
-                "seconds": info.get("seconds"),
-                "budget": info.get("budget"),
-                "summary": info.get("summary", {}),
-                "losses": {k: {"first": v[0][1], "last": v[-1][1], "steps": int(v[-1][0])} for k, v in series.items()},
-            }
+            StageRecord(
+                name=cs.name,
+                use=cs.use,
+                input=info.get("input"),
+                outputs=info.get("outputs"),
+                seconds=info.get("seconds"),
+                budget=info.get("budget"),
+                summary=info.get("summary", {}),
+                losses={k: LossCurve(first=v[0][1], last=v[-1][1], steps=int(v[-1][0])) for k, v in series.items()},
+            )
         )
 
     train = state.train if state.train is not None else []
@@ -162,33 +165,36 @@ def write_report(prepared: Prepared, state: RunState, console: Console, started:
         metrics["synthetic"] = label_metrics(prepared.registries, spec, syn_labels)
 
     gen = state.generation
-    report: dict[str, Any] = {
-        "pipeline": config.name,
-        "profile": prepared.resolved.profile,
-        "sets": list(prepared.resolved.sets),
-        "device": str(state.device),
-        "data": {
-            "dataset": config.data.dataset,
-            "size": config.data.size,
-            "train": len(state.train or []),
-            "test": len(state.test or []),
-            "classes": list(spec.classes),
-            "encoding": spec.encoding,
-        },
-        "stages": stages,
-        "generate": {
-            "count": len(synthetic),
-            "seconds": round(gen.seconds, 3) if gen else None,
-            "pairs_per_second": round(gen.pairs_per_second, 3) if gen and gen.written else None,
-            "seed": config.generate.seed,
-        },
-        "label_metrics": metrics,
-    }
-    if evaluation is not None:
-        report["evaluation"] = evaluation
+    evaluated = {} if evaluation is None else {"evaluation": Evaluation.model_validate(evaluation)}  # absent, not null, when not evaluated
     seconds = time.monotonic() - started
-    report["seconds_total"] = round(seconds, 2)
-    write_json(out / "report.json", report)
+    record = RunReport(
+        pipeline=config.name,
+        profile=prepared.resolved.profile,
+        sets=list(prepared.resolved.sets),
+        device=str(state.device),
+        data=DataSummary(
+            dataset=config.data.dataset,
+            size=config.data.size,
+            train=len(state.train or []),
+            test=len(state.test or []),
+            classes=list(spec.classes),
+            encoding=spec.encoding,
+        ),
+        stages=stages,
+        generate=GenerationRecord(
+            count=len(synthetic),
+            seconds=round(gen.seconds, 3) if gen else None,
+            pairs_per_second=round(gen.pairs_per_second, 3) if gen and gen.written else None,
+            seed=config.generate.seed,
+        ),
+        label_metrics=metrics,
+        **evaluated,
+        seconds_total=round(seconds, 2),
+    )
+    record.write(out / "report.json")
+    report = record.to_json()
+    if evaluation is not None:
+        report["evaluation"] = evaluation  # the evaluate phase's own result (the record holds an equal copy)
     atomic_write(out / "report.md", render_markdown(report))
     console.print(f"[bold green]Done[/] in {seconds:.0f} s: {len(synthetic)} pairs in {out / 'synthetic'}, report {out / 'report.md'}")
     return report

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from msaug.pipeline.generate import GenerationResult, check_generate_out, genera
 from msaug.pipeline.runfolder import RESOLVED, clear_pairs_of_other_weights, drop_damaged_pairs, prepare_out_dir
 from msaug.plugins import Registries, get_registries
 from msaug.sample import Dataset, DataSpec, Sample, SubsetDataset, native_crops
-from msaug.stage import Budget, FitContext, Pairs
+from msaug.stage import FitContext, Pairs
 from msaug.synthetic import SyntheticWriter
 
 
@@ -54,6 +54,8 @@ class RunOptions:
     seed: int | None = None
     evaluate: bool = True
     show_progress: bool = True
+    #: dotted keys to values, applied after ``sets`` (see :func:`msaug.pipeline.config.load_pipeline`)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,17 +88,18 @@ class Prepared:
 
 
 def prepare(path: str | Path, profile: str | None = None, sets: Sequence[str] = (), registries: Registries | None = None,
-            training: bool = True) -> Prepared:
+            training: bool = True, overrides: Mapping[str, Any] | None = None) -> Prepared:
     """Load, validate and compose a pipeline and check its data (reads label files, trains nothing).
 
     ``training=False`` (generating from, or measuring, a finished run) skips what only training
-    and evaluation need: the memory floor and the evaluate block.
+    and evaluation need: the memory floor and the evaluate block. ``sets`` (``--set`` strings) and
+    ``overrides`` (dotted keys to values) are applied as :func:`~msaug.pipeline.config.load_pipeline` says.
 
     Everything a user can get wrong fails here, before any training: the YAML, the chain's
     modalities, and the data (:func:`~msaug.pipeline.datacheck.check_data`: file values and
     sizes, what each stage learns from, the split).
     """
-    resolved = load_pipeline(path, profile, sets)
+    resolved = load_pipeline(path, profile, sets, overrides)
     registries = registries or get_registries()
     config = resolved.config
     try:
@@ -126,7 +129,7 @@ def make_pairs(cs: ComposedStage, samples: Sequence[Sample], spec: DataSpec) -> 
     return Pairs.from_samples(cs.stage, samples, spec, cs.label)
 
 
-def save_stage(cs: ComposedStage, folder: Path, summary: dict[str, Any], seconds: float, budget: Budget) -> str:
+def save_stage(cs: ComposedStage, folder: Path, summary: dict[str, Any], seconds: float) -> str:
     from safetensors.torch import save
 
     state = {k: v.detach().contiguous().cpu() for k, v in cs.stage.state_dict().items()}
@@ -141,7 +144,7 @@ def save_stage(cs: ComposedStage, folder: Path, summary: dict[str, Any], seconds
             "params": cs.stage.params.model_dump(mode="json"),
             "input": str(cs.stage.input),
             "outputs": [str(m) for m in cs.stage.outputs],
-            "budget": {"steps": budget.steps, "seconds": budget.seconds},
+            "budget": {"steps": cs.budget.steps, "seconds": cs.budget.seconds},
             "seconds": round(seconds, 3),
             "summary": summary,
             "sha256": digest,
@@ -224,7 +227,7 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Conso
     config = prepared.config
     samples = stage_samples(prepared, state.train) if state.train else []
     total = len(prepared.chain.stages)
-    for cs, sc in zip(prepared.chain.stages, config.stages):
+    for cs in prepared.chain.stages:
         folder = state.out / "stages" / cs.folder
         cs.stage.to(state.device)
         head = f"[bold]Stage {cs.index + 1}/{total}[/] {cs.use} ({cs.stage.input} → {', '.join(map(str, cs.stage.outputs))})"
@@ -239,19 +242,18 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Conso
             # only this stage is rebuilt; fit resumes from its last training checkpoint (the final step, for a finished stage)
             source = "its last training checkpoint" if (folder / "checkpoint" / "state.json").is_file() else "the start"
             console.print(f"{head}: [yellow]{folder / 'stage.safetensors'}: {problem}[/]; rebuilding this stage from {source}")
-        budget = Budget(sc.budget.steps, sc.budget.seconds)
         what = f"{len(samples)} real {'patches' if config.data.crops else 'pairs'}"
-        verb = f"fitting on {what}, budget {budget}" if cs.stage.trainable else f"preparing from {what} (no training)"
+        verb = f"fitting on {what}, budget {cs.budget}" if cs.stage.trainable else f"preparing from {what} (no training)"
         console.print(f"{head}: {verb}")
         pairs = make_pairs(cs, samples, prepared.spec)
         ctx = FitContext(out_dir=folder, device=state.device, seed=config.seed + cs.index, resume=resume, show_progress=show_progress)
         folder.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
-        summary = cs.stage.fit(pairs, budget, ctx) or {}
+        summary = cs.stage.fit(pairs, cs.budget, ctx) or {}
         seconds = time.monotonic() - start
         cs.stage.to(state.device)
         if distributed.is_main():
-            save_stage(cs, folder, summary, seconds, budget)
+            save_stage(cs, folder, summary, seconds)
         distributed.barrier()
         info = read_json(folder / "stage.json")
         state.stage_info.append(info)
@@ -347,10 +349,10 @@ def run_pipeline(path: str | Path, options: RunOptions, console: Console | None 
 
     started = time.monotonic()
     console = console or Console(stderr=True)
-    sets = list(options.sets)
+    overrides = dict(options.overrides)
     if options.seed is not None:
-        sets += [f"seed={options.seed}", f"generate.seed={options.seed}"]
-    prepared = prepare(path, options.profile, sets)
+        overrides.update({"seed": options.seed, "generate.seed": options.seed})
+    prepared = prepare(path, options.profile, options.sets, overrides=overrides)
     config = prepared.config
     console.print(f"[bold]msaug[/] pipeline [cyan]{config.name}[/] — profile: [bold]{prepared.resolved.profile or '(none)'}[/]")
     distributed.init_from_env()

@@ -65,7 +65,7 @@ def check_before_training(config: PipelineConfig, chain: Chain, dataset: Dataset
     ``training=False`` (generating from a finished run, perhaps on a smaller machine) checks the
     budgets and sizes only: the memory floor and the evaluate block concern training.
     """
-    check_budgets(config, chain, loaded)
+    check_budgets(chain, loaded)
     check_stage_sizes_and_memory(chain, dataset, loaded, memory_limit=training)
     if config.data.crops is not None:
         check_crops(config, chain, dataset, loaded, evaluate=training)
@@ -104,16 +104,17 @@ def check_crops(config: PipelineConfig, chain: Chain, dataset: Dataset, loaded: 
             raise ConfigError(f"{where('evaluate', 'segmenter')}: data.crops: {problem}")
 
 
-def check_budgets(config: PipelineConfig, chain: Chain, loaded: LoadedYAML | None = None) -> None:
-    for cs, sc in zip(chain.stages, config.stages):
+def check_budgets(chain: Chain, loaded: LoadedYAML | None = None) -> None:
+    """Every trainable stage has a budget it can train with (each stage carries its own, from its ``budget:`` block)."""
+    for cs in chain.stages:
         if not cs.stage.trainable:
             continue  # stages that only gather statistics ignore their budget
-        if sc.budget.steps == 0:
+        if cs.budget.steps == 0:
             raise ConfigError(
                 f"{stage_where(loaded, cs.index, cs.use, 'budget', 'steps')}: 0 steps would leave the stage untrained "
                 "(every generated pair would come from its random initial weights); give it at least 1 step"
             )
-        if getattr(cs.stage, "needs_budget", False) and sc.budget.steps is None and sc.budget.seconds is None:
+        if getattr(cs.stage, "needs_budget", False) and cs.budget.steps is None and cs.budget.seconds is None:
             raise ConfigError(
                 f"{stage_where(loaded, cs.index, cs.use)}: a trainable stage needs a budget, e.g. budget: {{steps: 2000}} "
                 "or budget: {seconds: 600} (both: whichever comes first)"
@@ -152,7 +153,7 @@ def check_evaluate(config: PipelineConfig, chain: Chain, registries: Registries,
 
     from msaug.errors import UnknownNameError
     from msaug.segment.models import architectures, check_encoder, match_local_weights
-    from msaug.segment.protocols import NEEDS_SYNTHETIC
+    from msaug.segment.config import NEEDS_SYNTHETIC
 
     assert config.evaluate is not None
     seg = config.evaluate.segmenter

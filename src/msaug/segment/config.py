@@ -8,13 +8,19 @@ exports them under its own name too. ``docs/pipelines.md`` documents every key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator
 
 from msaug.data import Strict
 
-__all__ = ["EvaluateConfig", "SegmenterConfig"]
+__all__ = ["NEEDS_SYNTHETIC", "PROTOCOLS", "EvaluateConfig", "ProtocolName", "SegmenterConfig"]
+
+ProtocolName = Literal["real", "synth", "synth_finetune", "mix"]
+"""The segmentation training protocols (:mod:`msaug.segment.protocols`); the one place their names are declared."""
+PROTOCOLS: tuple[str, ...] = get_args(ProtocolName)
+#: the protocols that train on generated pairs
+NEEDS_SYNTHETIC = frozenset(PROTOCOLS) - {"real"}
 
 
 class SegmenterConfig(Strict):
@@ -61,7 +67,7 @@ class SegmenterConfig(Strict):
 
 class EvaluateConfig(Strict):
     segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
-    protocols: list[Literal["real", "synth", "synth_finetune", "mix"]] = Field(
+    protocols: list[ProtocolName] = Field(
         default_factory=lambda: ["real", "mix"], description="training protocols compared on the real test split"
     )
     mix_ratio: float = Field(0.5, ge=0, le=1, description="mix protocol: share of synthetic pairs in each batch")

@@ -16,12 +16,12 @@ from dataclasses import replace
 import torch
 
 from msaug.errors import ConfigError
+from msaug.segment.config import NEEDS_SYNTHETIC, PROTOCOLS
 from msaug.segment.data import SegmentationTensors
 from msaug.segment.segmenter import Segmenter, SegmenterInfo
 from msaug.segment.train import TrainResult, TrainSettings, train_segmenter
 
-PROTOCOLS = ("real", "synth", "synth_finetune", "mix")
-NEEDS_SYNTHETIC = frozenset({"synth", "synth_finetune", "mix"})
+__all__ = ["NEEDS_SYNTHETIC", "PROTOCOLS", "run_protocol", "validation_split"]
 
 
 def validation_split(n: int, share: float = 0.15, seed: int = 0) -> tuple[list[int], list[int]]:
