@@ -107,6 +107,18 @@ def test_run_pipeline_passes_the_cli_options_to_the_same_runner(monkeypatch, tmp
     assert api_options.out == tmp_path / "o" and api_options.sets == ("generate.count=4", "data.size=24")
 
 
+def test_run_pipeline_takes_overrides_as_python_values(monkeypatch, classic_yaml, tmp_path):
+    import msaug.pipeline.runner as runner
+
+    with pytest.raises(msaug.ConfigError, match=r"data\.sise"):  # checked before any work, the key named
+        msaug.run_pipeline(classic_yaml, out=tmp_path / "bad", overrides={"data.sise": 64}, progress=False)
+    assert not (tmp_path / "bad").exists()
+    seen = []
+    monkeypatch.setattr(runner, "run_pipeline", lambda path, options, console=None: seen.append(options) or {})
+    msaug.run_pipeline(classic_yaml, overrides={"data.size": 32, "generate.count": 4})
+    assert seen[0].overrides == {"data.size": 32, "generate.count": 4}
+
+
 def test_run_pipeline_raises_the_cli_message(tmp_path):
     missing = tmp_path / "nope.yaml"
     result = CliRunner().invoke(cli, ["pipeline", "run", str(missing), "--out", str(tmp_path / "o")])
