@@ -35,6 +35,30 @@ def test_stages_list_json(runner):
     assert rows["core.real_labels"]["params"]["rotation"] == "8.0"
 
 
+def test_stages_list_builds_no_network_and_pipeline_check_only_meta_ones(runner, monkeypatch):
+    """Listing stages reads modalities from params: no layer is constructed. Checking a chain runs
+    the networks on the meta device (shapes only, no memory) to refuse sizes they cannot handle."""
+    import torch
+
+    built: list[str] = []
+    for layer in (torch.nn.Conv2d, torch.nn.Linear):
+        def init(self, *args, _init=layer.__init__, **kwargs):
+            _init(self, *args, **kwargs)
+            built.append(self.weight.device.type)
+
+        monkeypatch.setattr(layer, "__init__", init)
+    result = runner.invoke(cli, ["stages", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)["stages"]}
+    for name in ("gan.label_generator", "gan.label_upscaler", "gan.translator", "gan.joint", "xray.image", "fundus.joint"):
+        assert "needs params" not in rows[name]["input"], rows[name]
+    assert rows["gan.translator"]["output"] == "Image(1 ch, 256 px)"
+    assert built == []
+    checked = runner.invoke(cli, ["pipeline", "check", "pipelines/xray.yaml"])
+    assert checked.exit_code == 0, checked.output
+    assert built and set(built) == {"meta"}
+
+
 def test_stages_list_table(runner):
     result = runner.invoke(cli, ["stages", "list", "--filter", "core.*"])
     assert result.exit_code == 0

@@ -99,9 +99,21 @@ class GanStage(Stage):
         super().__init__(params, data)
         self.check_sizes()
         self.device = torch.device("cpu")
-        self.generator = self.build_generator().eval().requires_grad_(False)
+        self._generator: nn.Module | None = None  # built on first use: listing and checking a chain build no network
         self.fitted = False
         self._layout: torch.memory_format | None = None  # the generator's memory layout for generation, once set
+
+    @property
+    def generator(self) -> nn.Module:
+        """The generator that :meth:`generate` runs (after :meth:`fit`, the EMA weights); built when first needed."""
+        if self._generator is None:
+            self._generator = self.build_generator().eval().requires_grad_(False).to(self.device)
+        return self._generator
+
+    @generator.setter
+    def generator(self, module: nn.Module) -> None:
+        self._generator = module
+        self._layout = None
 
     def check_sizes(self) -> None:
         """Raise :class:`~msaug.errors.ConfigError` naming the param when the networks cannot work at the stage's sizes.
@@ -226,7 +238,6 @@ class GanStage(Stage):
         trainer = GanTrainer(setup, settings, inputs, targets, ctx)
         summary = trainer.fit(budget)
         self.generator = copy.deepcopy(trainer.ema.module).eval().requires_grad_(False)
-        self._layout = None
         self.device = torch.device(ctx.device)
         self.fitted = True
         self.trainer = trainer
@@ -258,7 +269,8 @@ class GanStage(Stage):
 
     def to(self, device: torch.device | str) -> GanStage:
         self.device = torch.device(device)
-        self.generator.to(self.device)
+        if self._generator is not None:
+            self._generator.to(self.device)
         self._layout = None
         return self
 
