@@ -63,11 +63,12 @@ def is_nifti(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_ENDINGS)
 
 
-def _nibabel(path: Path) -> Any:
+def require_nibabel(where: str | Path) -> Any:
+    """The nibabel module; a ConfigError naming ``where`` (a NIfTI file, or what asks for NIfTI) when it is not installed."""
     try:
         import nibabel
     except ImportError:
-        raise ConfigError(f"{path}: a NIfTI file, and reading NIfTI needs nibabel, which is not installed: {NIFTI_INSTALL}") from None
+        raise ConfigError(f"{where}: NIfTI files need nibabel, which is not installed: {NIFTI_INSTALL}") from None
     return nibabel
 
 
@@ -77,7 +78,7 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, tuple[float, float]]:
     A single slice (``X x Y`` or ``X x Y x 1``) is what msaug reads; a volume is a DataError.
     """
     path = Path(path)
-    nib = _nibabel(path)
+    nib = require_nibabel(path)
     try:
         img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
