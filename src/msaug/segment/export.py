@@ -115,7 +115,7 @@ def export_nnunet(
 
 def _check_id_and_name(dataset_id: int, name: str, count: int = 1) -> None:
     if not 1 <= dataset_id <= 999 or dataset_id + count - 1 > 999:
-        needs = f" (and the {count - 1} ids after it, one per dataset)" if count > 1 else ""
+        needs = f" (the split writes {count} datasets, with consecutive ids from it)" if count > 1 else ""
         raise ConfigError(f"--dataset-id must be between 1 and {1000 - count}{needs} (nnU-Net uses three digits), got {dataset_id}")
     if not _NAME.match(name):
         raise ConfigError(f"--name {name!r}: use letters, digits, '-' and '_' only (it becomes a folder name)")
