@@ -422,3 +422,41 @@ def test_declared_labels_messages_name_the_source():
         DeclaredLabels.from_nnunet({"background": 0, "a": 1, "b": 1}, "d.json")
     v1 = DeclaredLabels.from_nnunet({"0": "background", "1": "liver"}, "d.json")  # nnU-Net v1's value -> name
     assert v1.classes == ("background", "liver")
+
+
+# --- the documented examples ----------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "segmentation.md"
+
+
+def _doc_data_block(heading: str) -> dict:
+    """The ``data:`` YAML example under ``heading`` in docs/segmentation.md."""
+    text = DOCS.read_text()
+    section = text[text.index(heading):]
+    block = section[section.index("```yaml\n") + 8: section.index("```", section.index("```yaml\n") + 8)]
+    return yaml.safe_load(block)["data"]
+
+
+def test_the_documented_yaml_examples_load(tmp_path):
+    nnunet = {**_doc_data_block("### `nnunet`"), "root": str(write_nnunet(tmp_path / "Dataset501_CXR"))}
+    assert nnunet["dataset"] == "nnunet" and nnunet["options"] == {"intensity": [-1000, 400]}
+    assert check(pipeline_yaml(tmp_path, nnunet)).exit_code == 0
+    datalist = {**_doc_data_block("### `datalist`"), "root": str(write_datalist(tmp_path / "Task09_Spleen"))}
+    assert datalist["classes"] == ["background", "spleen"]
+    result = check(pipeline_yaml(tmp_path, datalist))
+    assert result.exit_code == 0, result.output
+
+
+def test_the_documented_export_import_round_trip(tmp_path, monkeypatch):
+    """docs/segmentation.md: export monai, data verify the datalist, run a pipeline on it with --set."""
+    synth, pairs = _synthetic(tmp_path / "runs" / "x" / "synthetic", "multilabel", 8)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export", "monai", "runs/x/synthetic", "--out", "exports/x.json"]).exit_code == 0
+    assert runner.invoke(cli, ["data", "verify", "exports/x.json"]).exit_code == 0
+    path = pipeline_yaml(tmp_path, {"dataset": "folder", "root": "unused", "size": 16})
+    result = runner.invoke(cli, ["pipeline", "run", str(path), "--out", "again", "--quiet", "--device", "cpu",
+                                 "--set", "data.dataset=datalist", "--set", "data.root=exports/x.json"])
+    assert result.exit_code == 0, result.output
+    again = SyntheticDataset(tmp_path / "again" / "synthetic")
+    assert again.spec.classes == ("a", "b", "c") and again.spec.encoding == "multilabel" and len(again) == 3
