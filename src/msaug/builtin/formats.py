@@ -476,7 +476,10 @@ class DatalistDataset(CaseFiles):
         base = Path(options["base_dir"]).expanduser() if options["base_dir"] else path.parent
         if not base.is_absolute() and options["base_dir"]:
             base = path.parent / base
-        self.intensity = intensity_option(options["intensity"] if options["intensity"] is not None else _nifti_range(meta), "data.options.intensity")
+        if options["intensity"] is not None:
+            self.intensity = intensity_option(options["intensity"], "data.options.intensity")
+        else:
+            self.intensity = intensity_option(_nifti_range(meta), f"{path}: intensity_range")
         self.datalist = path
         values = _datalist_values(config, meta, path)
         cases = _datalist_cases(items, key, base, path)
