@@ -336,6 +336,22 @@ def export_nnunet_cmd(synthetic_dir: Path, out: Path, dataset_id: int, name: str
         out_console.print(f"channel map: {index} (no pixel lost a label)", highlight=False)
 
 
+@export.command("merge-split")
+@click.argument("channel_map", type=click.Path(path_type=Path))
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="New folder for the merged bit-mask label maps.")
+def export_merge_split_cmd(channel_map: Path, folders: tuple[Path, ...], out: Path) -> None:
+    """Merge nnU-Net predictions of --overlaps split datasets into msaug bit-mask label maps.
+
+    CHANNEL_MAP is the NAME.split.json the split export wrote; FOLDERS hold the PNG label maps
+    (predictions) of its datasets, one folder per dataset in the map's order.
+    """
+    from msaug.segment.export import merge_split_predictions
+
+    written = merge_split_predictions(channel_map, list(folders), out)
+    out_console.print(f"wrote {len(written)} bit-mask label maps (bit k = channel k) to {out}", highlight=False)
+
+
 @export.command("monai")
 @click.argument("synthetic_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Datalist JSON file to write.")

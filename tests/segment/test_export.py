@@ -312,3 +312,32 @@ def test_split_export_cli(tmp_path, toy):
     result = _invoke("nnunet", str(index_synth), "--out", str(raw), "--dataset-id", "40", "--name", "Idx", "--overlaps", "split")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "--overlaps split: " in result.stderr and "holds index labels (one class per pixel), which never overlap; leave --overlaps out" in " ".join(result.stderr.split())
+
+
+def test_merge_split_predictions_gives_the_bit_masks_back(tmp_path):
+    """Label maps of each split dataset (here its labelsTr, standing for nnU-Net's predictions) merge into msaug's bit masks."""
+    from msaug.io import write_png
+
+    pairs = _three_structures(3)
+    synth = write_synthetic(tmp_path / "synthetic", pairs)
+    raw = tmp_path / "raw"
+    assert _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "60", "--name", "Cxr", "--overlaps", "split").exit_code == 0
+    index = raw / "Cxr.split.json"
+    folders = [str(raw / "Dataset060_Cxr_group1" / "labelsTr"), str(raw / "Dataset061_Cxr_group2" / "labelsTr")]
+    result = _invoke("merge-split", str(index), *folders, "--out", str(tmp_path / "merged"))
+    assert result.exit_code == 0, result.output
+    assert f"wrote 3 bit-mask label maps (bit k = channel k) to {tmp_path / 'merged'}" in " ".join(result.output.split())
+    for i in range(3):
+        bits = read_label_array(tmp_path / "merged" / f"synth_{i:06d}.png")
+        assert np.array_equal(np.stack([(bits >> c) & 1 for c in range(3)]), pairs[i].label.astype(np.int64))
+    again = _invoke("merge-split", str(index), *folders, "--out", str(tmp_path / "merged"))
+    assert again.exit_code == 2 and "exists and is not an empty folder" in again.stderr
+    one = _invoke("merge-split", str(index), folders[0], "--out", str(tmp_path / "m2"))
+    assert one.exit_code == 2
+    assert "splits the channels over 2 datasets (Dataset060_Cxr_group1, Dataset061_Cxr_group2); give one folder of label maps for each" in " ".join(one.stderr.split())
+    write_png(Path(folders[1]) / "synth_000001.png", np.full((24, 24), 5, np.uint8))
+    bad = _invoke("merge-split", str(index), *folders, "--out", str(tmp_path / "m3"))
+    assert bad.exit_code == 2 and "synth_000001.png: label value 5 is not one of Dataset061_Cxr_group2's labels (0..1)" in " ".join(bad.stderr.split())
+    (Path(folders[1]) / "synth_000002.png").unlink()
+    gone = _invoke("merge-split", str(index), *folders, "--out", str(tmp_path / "m4"))
+    assert gone.exit_code == 2 and "synth_000002.png: missing; every folder needs every case" in " ".join(gone.stderr.split())

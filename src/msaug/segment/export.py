@@ -348,6 +348,51 @@ def merge_split_labels(index: str | Path | dict[str, Any], label_maps: dict[str,
     return bits
 
 
+def merge_split_predictions(index: str | Path, folders: list[str | Path], out: str | Path) -> list[Path]:
+    """Merge one folder of label maps per split dataset (nnU-Net's PNG predictions) into bit-mask label maps in ``out``.
+
+    ``folders`` are in the order of the channel map's ``datasets``; every folder must hold the
+    same cases (``{case}.png``). Each merged ``out/{case}.png`` holds bit k where channel k is on
+    (8-bit up to 8 channels, else 16-bit), as msaug stores multilabel maps; returns the files.
+    """
+    index, out = Path(index), Path(out)
+    meta = read_json(index)
+    if not isinstance(meta, dict) or meta.get("written_by") != SPLIT_WRITTEN_BY:
+        raise DataError(f"{index}: not a channel map written by msaug export nnunet --overlaps split")
+    datasets = meta["datasets"]
+    if len(folders) != len(datasets):
+        names = ", ".join(d["folder"] for d in datasets)
+        raise ConfigError(f"{index} splits the channels over {len(datasets)} datasets ({names}); give one folder of label maps for each, in that order, not {len(folders)}")
+    _check_parents(out, "--out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out}: exists and is not an empty folder; name a new folder for the merged label maps")
+    cases: list[dict[str, Path]] = []
+    for folder, d in zip(map(Path, folders), datasets):
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such folder (label maps of {d['folder']})")
+        cases.append({p.name: p for p in sorted(folder.glob("*.png")) if not p.name.startswith(".")})
+    names = sorted(set().union(*cases))
+    if not names:
+        raise DataError(f"{', '.join(map(str, folders))}: no .png label maps to merge")
+    for folder, files in zip(folders, cases):
+        missing = [n for n in names if n not in files]
+        if missing:
+            raise DataError(f"{Path(folder) / missing[0]}: missing; every folder needs every case ({len(missing)} missing there)")
+    written = []
+    dtype = np.uint8 if len(meta["classes"]) <= 8 else np.uint16
+    for name in names:
+        maps = {}
+        for files, d in zip(cases, datasets):
+            values = read_label_array(files[name])
+            top = len(d["channels"])
+            if values.size and int(values.max()) > top:
+                raise DataError(f"{files[name]}: label value {int(values.max())} is not one of {d['folder']}'s labels (0..{top})")
+            maps[d["folder"]] = values
+        write_png(out / name, merge_split_labels(meta, maps).astype(dtype))
+        written.append(out / name)
+    return written
+
+
 def validate_nnunet(folder: str | Path) -> list[str]:
     """Check a raw dataset against nnU-Net v2's documented format; returns the problems found.
 
