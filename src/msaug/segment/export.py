@@ -356,6 +356,8 @@ def merge_split_predictions(index: str | Path, folders: list[str | Path], out: s
     (8-bit up to 8 channels, else 16-bit), as msaug stores multilabel maps; returns the files.
     """
     index, out = Path(index), Path(out)
+    if not index.is_file():
+        raise DataError(f"{index}: no such file; name the NAME.split.json that msaug export nnunet --overlaps split wrote")
     meta = read_json(index)
     if not isinstance(meta, dict) or meta.get("written_by") != SPLIT_WRITTEN_BY:
         raise DataError(f"{index}: not a channel map written by msaug export nnunet --overlaps split")
