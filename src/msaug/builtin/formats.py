@@ -29,7 +29,7 @@ missing label file, an undeclared label value or an image of another size than i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
