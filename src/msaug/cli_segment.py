@@ -304,7 +304,7 @@ def export() -> None:
 @click.option("--with-real", "with_real", default=None, metavar="DATASET", help="Also add this registered dataset's training split.")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="--with-real: dataset folder.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="--with-real: cases (phantoms) or at most this many.")
-@click.option("--test-share", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True, help="--with-real: held-out share, left out.")
+@click.option("--test-share", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True, help="--with-real: held-out share, written to imagesTs/labelsTs (never to imagesTr).")
 @click.option("--data-seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset with this id that msaug exported (never another).")
 @click.option("--overlaps", type=click.Choice(["regions", "split"]), default="regions", show_default=True,
@@ -317,21 +317,23 @@ def export_nnunet_cmd(synthetic_dir: Path, out: Path, dataset_id: int, name: str
     from msaug.segment.export import export_nnunet, export_nnunet_split, validate_nnunet
     from msaug.synthetic import SyntheticDataset
 
-    real = None
+    real = real_test = None
     if with_real:
         size = SyntheticDataset(synthetic_dir).spec.size
-        real, _ = load_real_split(with_real, root, size, count, test_share, data_seed, ())
+        real, real_test = load_real_split(with_real, root, size, count, test_share, data_seed, ())
     if overlaps == "split":
-        folders, index = export_nnunet_split(synthetic_dir, out, dataset_id, name, qc_min_dice, real, overwrite)
+        folders, index = export_nnunet_split(synthetic_dir, out, dataset_id, name, qc_min_dice, real, overwrite, real_test)
     else:
-        folders, index = [export_nnunet(synthetic_dir, out, dataset_id, name, qc_min_dice, real, overwrite)], None
+        folders, index = [export_nnunet(synthetic_dir, out, dataset_id, name, qc_min_dice, real, overwrite, real_test)], None
     for folder in folders:
         problems = validate_nnunet(folder)
         if problems:  # a bug in the exporter, not a user error
             raise RuntimeError(f"exported dataset fails validation: {problems[:5]}")
         meta = json.loads((folder / "dataset.json").read_text())
         classes = ", ".join(name for name in meta["labels"] if name != "background")
-        out_console.print(f"wrote {folder} ({meta['numTraining']} training cases" + (f"; {classes})" if index else ")"), highlight=False)
+        tests = len(list((folder / "imagesTs").glob("*_0000.png")))
+        out_console.print(f"wrote {folder} ({meta['numTraining']} training cases" + (f", {tests} test cases in imagesTs" if tests else "")
+                          + (f"; {classes})" if index else ")"), highlight=False)
     if index is not None:
         out_console.print(f"channel map: {index} (no pixel lost a label)", highlight=False)
 

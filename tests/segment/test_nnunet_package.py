@@ -85,3 +85,32 @@ def test_split_export_round_trips_through_nnunet_with_zero_loss(tmp_path):
         assert np.array_equal(np.stack([(bits >> c) & 1 for c in range(3)]), expected), f"pair {i}"
         overlap += int((expected[0] * expected[1]).sum())
     assert overlap > 0
+
+
+def test_with_real_writes_the_held_out_cases_to_imagests_and_nnunet_accepts_it(tmp_path):
+    """--with-real: the real training split joins imagesTr, the held-out share goes to imagesTs/labelsTs."""
+    from click.testing import CliRunner
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+    from nnunetv2.imageio.natural_image_reader_writer import NaturalImage2DIO
+
+    from msaug.cli import cli
+    from msaug.io import read_label_array
+    from msaug.data import DataConfig, load_dataset
+
+    phantoms = load_dataset(DataConfig(dataset="xray.phantom", size=32, count=10))
+    synth = write_synthetic(tmp_path / "xray-synthetic", phantoms)
+    raw = tmp_path / "raw"
+    result = CliRunner().invoke(cli, ["export", "nnunet", str(synth), "--out", str(raw), "--dataset-id", "77", "--name", "WithReal",
+                                      "--with-real", "xray.phantom", "--count", "10", "--test-share", "0.3"])
+    assert result.exit_code == 0, result.output
+    folder = raw / "Dataset077_WithReal"
+    meta = json.loads((folder / "dataset.json").read_text())
+    assert meta["numTraining"] == 10 + 7
+    tests = sorted(p.name for p in (folder / "imagesTs").iterdir())
+    assert tests == [f"test_{i:06d}_0000.png" for i in range(3)]
+    assert sorted(p.name for p in (folder / "labelsTs").iterdir()) == [f"test_{i:06d}.png" for i in range(3)]
+    assert "17 training cases, 3 test cases in imagesTs" in " ".join(result.output.split())
+    verify_dataset_integrity(str(folder), 1)
+    seg, _ = NaturalImage2DIO().read_seg(str(folder / "labelsTs" / "test_000000.png"))
+    assert np.array_equal(seg[0, 0], read_label_array(folder / "labelsTs" / "test_000000.png"))
+    assert seg.max() > 0

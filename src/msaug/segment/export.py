@@ -95,11 +95,14 @@ def export_nnunet(
     qc_min_dice: float | None = None,
     real: Dataset | None = None,
     overwrite: bool = False,
+    real_test: Dataset | None = None,
 ) -> Path:
     """Write ``out/Dataset{id:03d}_{name}``; returns that folder.
 
     ``real`` (the real training split) is merged in when given, as cases ``real_*``; its
-    images are written at the synthetic data's bit depth. Overlapping channels become
+    images are written at the synthetic data's bit depth. ``real_test`` (the held-out real
+    cases) goes to ``imagesTs`` / ``labelsTs`` as cases ``test_*``: nnU-Net predicts
+    ``imagesTs`` and ignores ``labelsTs``, which holds their labels for scoring the predictions. Overlapping channels become
     regions (see the module docstring); :func:`export_nnunet_split` writes them so that no
     pixel loses a label.
     """
@@ -109,7 +112,7 @@ def export_nnunet(
     out = Path(out)
     existing = _nnunet_targets(out, [dataset_id], overwrite)
     target = out / f"Dataset{dataset_id:03d}_{name}"
-    _write_atomically(out, target, existing[dataset_id], lambda partial: _write_nnunet(root, partial, entries, description, name, real))
+    _write_atomically(out, target, existing[dataset_id], lambda partial: _write_nnunet(root, partial, entries, description, name, real, real_test=real_test))
     return target
 
 
@@ -174,7 +177,7 @@ def _written_by_msaug(path: Path, key: str, value: str) -> bool:
 
 
 def _write_nnunet(root: Path, target: Path, entries: list[dict[str, Any]], description: dict[str, Any], name: str,
-                  real: Dataset | None, group: list[int] | None = None, note: str = "") -> None:
+                  real: Dataset | None, group: list[int] | None = None, note: str = "", real_test: Dataset | None = None) -> None:
     """The dataset's files; ``group`` (channel numbers of multilabel data): only those channels, as classes 1, 2, ...
 
     Without ``group`` the label PNGs are copied as msaug stores them (class indices, or bit masks
@@ -193,21 +196,10 @@ def _write_nnunet(root: Path, target: Path, entries: list[dict[str, Any]], descr
             shutil.copyfile(root / e["label"], labels_dir / f"{case}.png")
         else:
             write_png(labels_dir / f"{case}.png", group_label(read_label_array(root / e["label"]), group))
-    real_count = 0
-    if real is not None:
-        if list(real.spec.classes) != classes or real.spec.encoding != encoding or real.spec.channels != channels:
-            raise DataError(
-                f"the real dataset ({list(real.spec.classes)}, {real.spec.encoding}, {real.spec.channels} ch) does not match "
-                f"the synthetic one ({classes}, {encoding}, {channels} ch)"
-            )
-        bit_depth = int(description.get("bit_depth", 8))
-        for i in range(len(real)):
-            sample = real[i]
-            case = f"real_{i:06d}"
-            write_png(images_dir / f"{case}_0000.png", image_to_array(np.asarray(sample.image), bit_depth))
-            label = _label_for_export(np.asarray(sample.label), encoding)
-            write_png(labels_dir / f"{case}.png", label if group is None else group_label(label, group))
-            real_count += 1
+    bit_depth = int(description.get("bit_depth", 8))
+    real_count = _write_real(real, images_dir, labels_dir, "real", classes, encoding, channels, bit_depth, group)
+    if real_test is not None and len(real_test):  # the held-out real cases, for scoring nnU-Net's predictions
+        _write_real(real_test, target / "imagesTs", target / "labelsTs", "test", classes, encoding, channels, bit_depth, group)
 
     if group is None:
         labels, regions = nnunet_labels(classes, encoding)
@@ -225,6 +217,27 @@ def _write_nnunet(root: Path, target: Path, entries: list[dict[str, Any]], descr
     if regions is not None:
         dataset_json["regions_class_order"] = regions
     write_json(target / "dataset.json", dataset_json)
+
+
+def _write_real(real: Dataset | None, images_dir: Path, labels_dir: Path, prefix: str, classes: list[str], encoding: str,
+                channels: int, bit_depth: int, group: list[int] | None) -> int:
+    """Cases ``{prefix}_NNNNNN`` of a real dataset (images at the synthetic set's bit depth); returns how many."""
+    if real is None:
+        return 0
+    if list(real.spec.classes) != classes or real.spec.encoding != encoding or real.spec.channels != channels:
+        raise DataError(
+            f"the real dataset ({list(real.spec.classes)}, {real.spec.encoding}, {real.spec.channels} ch) does not match "
+            f"the synthetic one ({classes}, {encoding}, {channels} ch)"
+        )
+    images_dir.mkdir(parents=True, exist_ok=True)
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(len(real)):
+        sample = real[i]
+        case = f"{prefix}_{i:06d}"
+        write_png(images_dir / f"{case}_0000.png", image_to_array(np.asarray(sample.image), bit_depth))
+        label = _label_for_export(np.asarray(sample.label), encoding)
+        write_png(labels_dir / f"{case}.png", label if group is None else group_label(label, group))
+    return len(real)
 
 
 # --- --overlaps split: one dataset per group of channels that never overlap -------------------------
@@ -268,7 +281,7 @@ def overlap_groups(channels: int, pairs: set[tuple[int, int]]) -> list[list[int]
 
 
 def export_nnunet_split(synthetic_dir: str | Path, out: str | Path, dataset_id: int, name: str, qc_min_dice: float | None = None,
-                        real: Dataset | None = None, overwrite: bool = False) -> tuple[list[Path], Path]:
+                        real: Dataset | None = None, overwrite: bool = False, real_test: Dataset | None = None) -> tuple[list[Path], Path]:
     """Multilabel pairs as one nnU-Net dataset per group of channels that never overlap; ``(folders, channel map)``.
 
     nnU-Net predicts one value per pixel, so region-based training (:func:`export_nnunet`) gives
@@ -290,9 +303,9 @@ def export_nnunet_split(synthetic_dir: str | Path, out: str | Path, dataset_id: 
     values: set[int] = set()
     for e in entries:
         values.update(distinct(read_label_array(root / e["label"])))
-    if real is not None:
-        for i in range(len(real)):
-            values.update(distinct(_label_for_export(np.asarray(real[i].label), "multilabel")))
+    for cases in (real, real_test):  # the test cases too: their labels are written per group as well
+        for i in range(len(cases) if cases is not None else 0):
+            values.update(distinct(_label_for_export(np.asarray(cases[i].label), "multilabel")))
     pairs = overlapping_pairs(values, len(classes))
     groups = overlap_groups(len(classes), pairs)
     _check_id_and_name(dataset_id, name, len(groups))
@@ -308,7 +321,7 @@ def export_nnunet_split(synthetic_dir: str | Path, out: str | Path, dataset_id: 
         target = out / f"Dataset{dataset:03d}_{group_name}"
         note = f"; channels {', '.join(classes[c] for c in group)} (group {g + 1} of {len(groups)}, see {index.name})"
         _write_atomically(out, target, existing[dataset],
-                          lambda partial, group=group, group_name=group_name, note=note: _write_nnunet(root, partial, entries, description, group_name, real, group, note))
+                          lambda partial, group=group, group_name=group_name, note=note: _write_nnunet(root, partial, entries, description, group_name, real, group, note, real_test))
         folders.append(target)
         datasets.append({
             "folder": target.name, "dataset_id": dataset, "channels": [classes[c] for c in group], "channel_indices": group,
