@@ -314,7 +314,8 @@ def export() -> None:
 def export_nnunet_cmd(synthetic_dir: Path, out: Path, dataset_id: int, name: str, qc_min_dice: float | None, with_real: str | None,
                       root: Path | None, count: int | None, test_share: float, data_seed: int, overwrite: bool, overlaps: str) -> None:
     """Write an nnU-Net v2 raw dataset (imagesTr, labelsTr, dataset.json)."""
-    from msaug.segment.export import export_nnunet, export_nnunet_split, validate_nnunet
+    from msaug.nnunet import validate_nnunet
+    from msaug.segment.export import export_nnunet, export_nnunet_split
     from msaug.synthetic import SyntheticDataset
 
     real = real_test = None

@@ -12,7 +12,8 @@ import torch
 
 from msaug import ConfigError, DataError
 from msaug.io import read_image, read_label_array
-from msaug.segment.export import export_monai, export_nnunet, export_nnunet_split, nnunet_labels, validate_nnunet
+from msaug.nnunet import validate_nnunet
+from msaug.segment.export import export_monai, export_nnunet, export_nnunet_split, nnunet_labels
 from msaug.segment.qc import annotate_manifest
 from msaug.synthetic import SyntheticDataset, SyntheticWriter
 

@@ -51,7 +51,7 @@ NIFTI_ENDINGS = (".nii.gz", ".nii")
 #: the file endings the nnunet and datalist datasets read
 READABLE_ENDINGS = (*IMAGE_SUFFIXES, *NIFTI_ENDINGS)
 NIFTI_INSTALL = "pip install msaug[nifti]"
-_NNUNET_IMAGE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+NNUNET_IMAGE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 #: the fields nnU-Net v2 requires in a raw dataset's dataset.json
 NNUNET_FIELDS = ("channel_names", "labels", "numTraining", "file_ending")
 
@@ -423,7 +423,7 @@ def _nnunet_cases(root: Path, ending: str, channels: int) -> list[Case]:
     labels = {p.name[: -len(ending)]: p for p in files(labels_dir)}
     images: dict[str, dict[int, Path]] = {}
     for path in files(images_dir):
-        m = _NNUNET_IMAGE.match(path.name[: -len(ending)])
+        m = NNUNET_IMAGE.match(path.name[: -len(ending)])
         if m is None:
             raise DataError(f"{path}: not named CASE_XXXX{ending} (XXXX: the channel, 0000 for the first), as nnU-Net names images")
         images.setdefault(m["case"], {})[int(m["channel"])] = path

@@ -408,17 +408,6 @@ def merge_split_predictions(index: str | Path, folders: list[str | Path], out: s
     return written
 
 
-def validate_nnunet(folder: str | Path) -> list[str]:
-    """Check a raw dataset against nnU-Net v2's documented format; returns the problems found.
-
-    The same checks as ``msaug data verify`` on an nnU-Net folder (one implementation: an RGB
-    file counts as channels R, G and B, as msaug's RGB exports write them).
-    """
-    from msaug.verify import verify_nnunet
-
-    return verify_nnunet(Path(folder)).problems
-
-
 def export_monai(synthetic_dir: str | Path, out_file: str | Path, qc_min_dice: float | None = None, overwrite: bool = False) -> Path:
     """Write a MONAI decathlon-style datalist JSON for the synthetic pairs; returns its path.
 
