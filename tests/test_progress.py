@@ -158,3 +158,22 @@ def test_rich_reporter_messages_and_quiet() -> None:
     text = rendered(console)
     assert text.splitlines()[:2] == ["Generated 3 pairs in runs/[x]", "note: kept [y]"]
     assert "generating" not in text and "Dice, real" in text and "msaug compare" in text
+
+
+def test_the_cli_and_the_python_api_hand_the_runner_a_reporter(monkeypatch, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    import msaug
+    import msaug.pipeline.runner as runner
+    from msaug.cli import cli
+
+    seen: list[Reporter] = []
+    monkeypatch.setattr(runner, "run_pipeline", lambda path, options, reporter=None: seen.append(reporter) or {})
+    for quiet in ([], ["--quiet"]):
+        assert CliRunner().invoke(cli, ["pipeline", "run", "p.yaml", "--out", str(tmp_path / "o"), *quiet]).exit_code == 0
+    msaug.run_pipeline("p.yaml", progress=False)
+    mine = PlainReporter(io.StringIO())
+    msaug.run_pipeline("p.yaml", reporter=mine)
+    assert [type(r) for r in seen[:3]] == [RichReporter] * 3
+    assert [r.shows_progress for r in seen[:3]] == [True, False, False]
+    assert seen[3] is mine
