@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 import yaml
+
 from msaug.data import Split, load_dataset, sample_ids, split_dataset
 from msaug.errors import CheckpointError, ConfigError, DataError
 from msaug.io import atomic_write, read_json, remove_stale_temp_files, sha256_file, write_json
