@@ -308,3 +308,15 @@ def test_stages_that_do_not_train_may_have_any_budget(tmp_path):
               {"use": "core.lab2im"}]
     code, out = check(str(write_pipeline(tmp_path, stages=stages)))
     assert code == 0, out
+
+
+def test_inception_weights_are_checked_before_training(tmp_path):
+    path = write_pipeline(tmp_path, evaluate={**evaluate_block(), "inception_weights": "no/such/inception.pth"})
+    code, out = check(str(path))
+    assert code == 2
+    missing = (tmp_path / "no/such/inception.pth").resolve()
+    assert f"{path}:{line_of(path, 'inception_weights:')}: evaluate.inception_weights: {missing}: Inception weights file not found" in out
+    torch.save({"fc.weight": torch.zeros(10, 2048)}, tmp_path / "odd.pth")
+    path = write_pipeline(tmp_path, evaluate={**evaluate_block(), "inception_weights": "odd.pth"})
+    code, out = check(str(path))
+    assert code == 2 and "evaluate.inception_weights: " in out and "with 10 logits; expected the FID reference network" in " ".join(out.split())

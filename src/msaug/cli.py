@@ -295,16 +295,16 @@ def data() -> None:
 @click.argument("target")
 @click.option("--root", default=None, help="Dataset folder, when TARGET is a registered dataset name.")
 @click.option("--size", type=int, default=None, help="Load size (default 256).")
-@click.option("--classes", default=None, help="Plain folder: comma-separated class names.")
-@click.option("--encoding", type=click.Choice(["index", "multilabel"]), default=None, help="Plain folder: label encoding.")
-@click.option("--channels", type=int, default=None, help="Plain folder: image channels.")
+@click.option("--classes", default=None, help="Plain folder or datalist: comma-separated class names.")
+@click.option("--encoding", type=click.Choice(["index", "multilabel"]), default=None, help="Plain folder or datalist: label encoding.")
+@click.option("--channels", type=int, default=None, help="Plain folder or datalist: image channels.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Dataset option (repeatable).")
 def data_verify(target: str, root: str | None, size: int | None, classes: str | None, encoding: str | None, channels: int | None, options: tuple[str, ...]) -> None:
     """Check a dataset, a pipeline's data, a synthetic folder, an nnU-Net folder or a run folder.
 
     TARGET is a run folder, a synthetic/ folder, an nnU-Net raw dataset folder, a pipeline
-    YAML, a plain images/+labels/ folder (with --classes), or a registered dataset name
-    (with --root). Every problem is listed; exit 1 when there is any.
+    YAML, a MONAI/Decathlon datalist .json, a plain images/+labels/ folder (with --classes),
+    or a registered dataset name (with --root). Every problem is listed; exit 1 when there is any.
     """
     from msaug.verify import parse_options, verify_target
 

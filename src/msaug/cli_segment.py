@@ -305,25 +305,54 @@ def export() -> None:
 @click.option("--with-real", "with_real", default=None, metavar="DATASET", help="Also add this registered dataset's training split.")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="--with-real: dataset folder.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="--with-real: cases (phantoms) or at most this many.")
-@click.option("--test-share", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True, help="--with-real: held-out share, left out.")
+@click.option("--test-share", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True, help="--with-real: held-out share, written to imagesTs/labelsTs (never to imagesTr).")
 @click.option("--data-seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset with this id that msaug exported (never another).")
+@click.option("--overlaps", type=click.Choice(["regions", "split"]), default="regions", show_default=True,
+              help="Multilabel data: regions = one region-based dataset (nnU-Net predicts one value per pixel, so an overlapping "
+              "pixel keeps only the last region); split = one dataset per group of channels that never overlap (ids from "
+              "--dataset-id on) and NAME.split.json mapping channels to datasets, so no pixel loses a label.")
 def export_nnunet_cmd(synthetic_dir: Path, out: Path, dataset_id: int, name: str, qc_min_dice: float | None, with_real: str | None,
-                      root: Path | None, count: int | None, test_share: float, data_seed: int, overwrite: bool) -> None:
+                      root: Path | None, count: int | None, test_share: float, data_seed: int, overwrite: bool, overlaps: str) -> None:
     """Write an nnU-Net v2 raw dataset (imagesTr, labelsTr, dataset.json)."""
-    from msaug.segment.export import export_nnunet, validate_nnunet
+    from msaug.segment.export import export_nnunet, export_nnunet_split, validate_nnunet
     from msaug.synthetic import SyntheticDataset
 
-    real = None
+    real = real_test = None
     if with_real:
         size = SyntheticDataset(synthetic_dir).spec.size
-        real, _ = load_real_split(with_real, root, size, count, test_share, data_seed, ())
-    folder = export_nnunet(synthetic_dir, out, dataset_id, name, qc_min_dice, real, overwrite)
-    problems = validate_nnunet(folder)
-    if problems:  # a bug in the exporter, not a user error
-        raise RuntimeError(f"exported dataset fails validation: {problems[:5]}")
-    meta = json.loads((folder / "dataset.json").read_text())
-    out_console.print(f"wrote {folder} ({meta['numTraining']} training cases)", highlight=False)
+        real, real_test = load_real_split(with_real, root, size, count, test_share, data_seed, ())
+    if overlaps == "split":
+        folders, index = export_nnunet_split(synthetic_dir, out, dataset_id, name, qc_min_dice, real, overwrite, real_test)
+    else:
+        folders, index = [export_nnunet(synthetic_dir, out, dataset_id, name, qc_min_dice, real, overwrite, real_test)], None
+    for folder in folders:
+        problems = validate_nnunet(folder)
+        if problems:  # a bug in the exporter, not a user error
+            raise RuntimeError(f"exported dataset fails validation: {problems[:5]}")
+        meta = json.loads((folder / "dataset.json").read_text())
+        classes = ", ".join(name for name in meta["labels"] if name != "background")
+        tests = len(list((folder / "imagesTs").glob("*_0000.png")))
+        out_console.print(f"wrote {folder} ({meta['numTraining']} training cases" + (f", {tests} test cases in imagesTs" if tests else "")
+                          + (f"; {classes})" if index else ")"), highlight=False)
+    if index is not None:
+        out_console.print(f"channel map: {index} (no pixel lost a label)", highlight=False)
+
+
+@export.command("merge-split")
+@click.argument("channel_map", type=click.Path(path_type=Path))
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="New folder for the merged bit-mask label maps.")
+def export_merge_split_cmd(channel_map: Path, folders: tuple[Path, ...], out: Path) -> None:
+    """Merge nnU-Net predictions of --overlaps split datasets into msaug bit-mask label maps.
+
+    CHANNEL_MAP is the NAME.split.json the split export wrote; FOLDERS hold the PNG label maps
+    (predictions) of its datasets, one folder per dataset in the map's order.
+    """
+    from msaug.segment.export import merge_split_predictions
+
+    written = merge_split_predictions(channel_map, list(folders), out)
+    out_console.print(f"wrote {len(written)} bit-mask label maps (bit k = channel k) to {out}", highlight=False)
 
 
 @export.command("monai")

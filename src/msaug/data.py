@@ -116,11 +116,11 @@ class DataConfig(Strict):
     size: int = Field(256, ge=8, le=8192, description="side in pixels at which samples are loaded")
     count: int | None = Field(None, ge=1, le=1_000_000, description="phantoms: cases to make; real data: use at most this many")
     seed: int = Field(0, description="phantom datasets: seed of case 0")
-    classes: list[str] | None = Field(None, description="folder dataset: class names (index encoding: background first)")
-    encoding: Literal["index", "multilabel"] | None = Field(None, description="folder dataset: label encoding")
-    channels: int | None = Field(None, ge=1, le=4, description="folder dataset: image channels (1 grey, 3 RGB)")
+    classes: list[str] | None = Field(None, description="folder and datalist datasets: class names (index encoding: background first)")
+    encoding: Literal["index", "multilabel"] | None = Field(None, description="folder and datalist datasets: label encoding")
+    channels: int | None = Field(None, ge=1, le=4, description="folder and datalist datasets: image channels (1 grey, 3 RGB)")
     label_values: dict[int | str, str] | None = Field(
-        None, description="folder dataset: stored pixel value (or '#rrggbb' colour) -> class name, e.g. {0: background, 255: lung}"
+        None, description="folder and datalist datasets: stored pixel value (or '#rrggbb' colour) -> class name, e.g. {0: background, 255: lung}"
     )
     square_fit: SquareFit | None = Field(None, description="how non-square images become square: pad (folder default), squash or crop")
     crops: int | None = Field(

@@ -30,6 +30,7 @@ DISABLE_ENV = "MSAUG_DISABLE_PLUGINS"
 DEFAULT_PLUGINS = (
     "msaug.builtin.stages",
     "msaug.builtin.datasets",
+    "msaug.builtin.formats",
     "msaug.builtin.segmenters",
     "msaug.builtin.engine_stages",
 )

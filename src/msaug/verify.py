@@ -41,19 +41,20 @@ KINDS = {
     "nnunet": "an nnU-Net folder",
     "pipeline": "a pipeline YAML (its data block says what to load)",
     "folder": "a plain folder",
+    "datalist": "a MONAI/Decathlon datalist JSON",
     "dataset": "a registered dataset",
 }
 #: the options of ``msaug data verify``, the layouts each applies to, and the DataConfig field each sets
 OPTIONS = {
     "--root": (("dataset",), "root"),
-    "--size": (("dataset", "folder"), "size"),
-    "--option": (("dataset",), "options"),
-    "--classes": (("folder",), "classes"),
-    "--encoding": (("folder",), "encoding"),
-    "--channels": (("folder",), "channels"),
+    "--size": (("dataset", "folder", "datalist"), "size"),
+    "--option": (("dataset", "datalist"), "options"),
+    "--classes": (("folder", "datalist"), "classes"),
+    "--encoding": (("folder", "datalist"), "encoding"),
+    "--channels": (("folder", "datalist"), "channels"),
 }
 TARGETS = (
-    "TARGET is a run folder, a synthetic/ folder, an nnU-Net raw dataset folder, a pipeline YAML, "
+    "TARGET is a run folder, a synthetic/ folder, an nnU-Net raw dataset folder, a pipeline YAML, a MONAI datalist JSON, "
     "a plain images/+labels/ folder (with --classes) or a registered dataset name (msaug datasets list)"
 )
 
@@ -398,12 +399,24 @@ def verify_nnunet(root: Path) -> VerifyReport:
     the declared ones, image and label of one size; files are read where msaug can read
     the format (2-D images; an RGB file holds channels R, G, B).
     """
-    from msaug.builtin.datasets import IMAGE_SUFFIXES, FolderDataset
-    from msaug.io import read_image, read_json, read_label_array
+    from msaug.builtin.datasets import FolderDataset
+    from msaug.builtin.formats import READABLE_ENDINGS, ending_of, is_nifti, read_case_image, read_case_label
+    from msaug.io import read_json
     from msaug.label_values import distinct, lossy_label_message
+
+    def read_image(path: Path) -> np.ndarray:
+        return read_case_image(path)[0]
+
+    def read_label_array(path: Path) -> np.ndarray:
+        values, kind, _ = read_case_label(path)
+        if kind == "colour":
+            raise DataError(f"{path}: an RGB label map; nnU-Net label files hold one integer label value per pixel")
+        return values
 
     report = VerifyReport(str(root), "nnU-Net dataset")
     meta_path = root / "dataset.json"
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path}: not found; an nnU-Net v2 raw dataset folder holds dataset.json ({', '.join(NNUNET_FIELDS)}), imagesTr/ and labelsTr/")
     meta = read_json(meta_path)
     if not isinstance(meta, dict):
         raise DataError(f"{meta_path}: not a JSON object; nnU-Net's dataset.json holds {', '.join(NNUNET_FIELDS)}")
@@ -423,9 +436,13 @@ def verify_nnunet(root: Path) -> VerifyReport:
     declared = _nnunet_label_values(meta["labels"], meta_path, report, meta.get("regions_class_order"))
     if not re.fullmatch(r"Dataset\d{3}_[A-Za-z0-9_-]+", root.name):
         report.warn(f"{root}: nnU-Net finds raw datasets by folder name DatasetXXX_NAME (e.g. Dataset001_{root.name}); rename it before planning")
-    readable = ending.lower() in IMAGE_SUFFIXES
+    readable = ending_of(ending) == ending.lower()
     if not readable:
-        report.warn(f"{meta_path}: file_ending {ending!r}: msaug reads 2-D image files only; names and counts are checked, contents not")
+        report.warn(f"{meta_path}: file_ending {ending!r}: msaug reads {', '.join(READABLE_ENDINGS)} files only; names and counts are checked, contents not")
+    elif is_nifti(ending):
+        from msaug.builtin.formats import require_nibabel
+
+        require_nibabel(f"{meta_path}: file_ending {ending!r}")  # one clear message when nibabel is missing, not one per file
 
     labels = {path.name[: -len(ending)]: path for path in _nnunet_files(root / "labelsTr", ending, report)}
     report.warn(lossy_label_message(labels.values()))
@@ -537,7 +554,9 @@ def target_kind(target: str) -> str:
     if path.is_file():
         if path.suffix.lower() in (".yaml", ".yml"):
             return "pipeline"
-        raise DataError(f"{path}: a file, but not a pipeline YAML (.yaml, .yml); {TARGETS}")
+        if path.suffix.lower() == ".json":
+            return "datalist"
+        raise DataError(f"{path}: a file, but not a pipeline YAML (.yaml, .yml) or a datalist (.json); {TARGETS}")
     names = get_registries().datasets
     if target in names:
         return "dataset"
@@ -569,6 +588,10 @@ def verify_target(target: str, root: str | None = None, size: int | None = None,
         if data.dataset == "folder":
             return verify_folder(data, f"{target} (data: {data.root})")
         return verify_dataset(data, f"{target} (data: {data.dataset})")
+    if kind == "datalist":
+        config = _data_config(dataset="datalist", root=path, size=256 if size is None else size, options=options or {},
+                              classes=[c.strip() for c in classes] if classes else None, encoding=encoding, channels=channels)
+        return verify_dataset(config, str(path), "datalist dataset")
     if kind == "folder":
         if not classes or any(not c.strip() for c in classes):
             raise ConfigError(f"{target}: a plain folder needs --classes with one name per class, e.g. --classes background,lesion (and --encoding for multilabel)")

@@ -12,7 +12,7 @@ import torch
 
 from msaug import ConfigError, DataError
 from msaug.io import read_image, read_label_array
-from msaug.segment.export import export_monai, export_nnunet, nnunet_labels, validate_nnunet
+from msaug.segment.export import export_monai, export_nnunet, export_nnunet_split, nnunet_labels, validate_nnunet
 from msaug.segment.qc import annotate_manifest
 from msaug.synthetic import SyntheticDataset, SyntheticWriter
 
@@ -203,3 +203,141 @@ def test_a_failed_nnunet_export_leaves_no_half_dataset_and_keeps_the_old_one(tmp
     assert "No space left on device" in message and "labelsTr/synth_000001.png" in message and "rerun the same command" in message
     assert {p.relative_to(raw): p.read_bytes() for p in raw.rglob("*") if p.is_file()} == old  # nothing half-written, old kept
     assert sorted(p.name for p in raw.iterdir()) == ["Dataset008_Old"]
+
+
+# --- --overlaps split: no pixel loses a label ---------------------------------------------------
+
+
+def _three_structures(n: int, size: int = 24, seed: int = 0):
+    """Multilabel pairs: ``lung`` and ``clavicle`` overlap, ``marker`` overlaps neither (as in chest X-rays)."""
+    from msaug import DataSpec, ListDataset, Sample
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    samples = []
+    for i in range(n):
+        cy = rng.uniform(0.4, 0.6) * size
+        lung = ((yy - cy) ** 2 + (xx - size / 2) ** 2) <= (0.3 * size) ** 2
+        clavicle = (np.abs(yy - cy + 0.2 * size) <= 1.5) & (xx > 0.2 * size)  # crosses the top of the lung
+        marker = (yy < 3) & (xx < 3)
+        image = np.clip(0.2 + 0.5 * lung + 0.2 * clavicle + 0.05 * rng.standard_normal((size, size)), 0, 1)
+        samples.append(Sample(f"x{i}", image[None].astype(np.float32), np.stack([lung, clavicle, marker]).astype(np.float32)))
+    return ListDataset(DataSpec(("lung", "clavicle", "marker"), "multilabel", 1, size, "toy"), samples)
+
+
+def _read_back(folders, index, case: str) -> np.ndarray:
+    """The case's bit masks merged from every split dataset, each read with msaug's nnunet dataset."""
+    from msaug.data import DataConfig, load_dataset
+    from msaug.segment.export import merge_split_labels
+
+    maps = {}
+    for folder in folders:
+        ds = load_dataset(DataConfig(dataset="nnunet", root=folder, size=24))
+        assert ds.spec.encoding == "index"  # a plain nnU-Net dataset: one class per pixel
+        native = ds.native(ds.ids.index(case))
+        maps[folder.name] = native.label.argmax(axis=0)
+    return merge_split_labels(index, maps)
+
+
+def test_overlap_groups_keep_overlapping_channels_apart():
+    from msaug.segment.export import overlap_groups, overlapping_pairs
+
+    pairs = overlapping_pairs({0, 1, 2, 3, 4, 8 | 2}, 4)
+    assert pairs == {(0, 1), (1, 3)}
+    assert overlap_groups(4, pairs) == [[0, 2, 3], [1]]
+    assert overlap_groups(3, set()) == [[0, 1, 2]]
+    assert overlap_groups(3, {(0, 1), (0, 2), (1, 2)}) == [[0], [1], [2]]
+
+
+def test_split_export_loses_no_overlapping_label(tmp_path):
+    pairs = _three_structures(4)
+    real = _three_structures(2, seed=9)
+    synth = write_synthetic(tmp_path / "synthetic", pairs)
+    folders, index = export_nnunet_split(synth, tmp_path / "raw", 501, "Cxr", real=real)
+    assert [f.name for f in folders] == ["Dataset501_Cxr_group1", "Dataset502_Cxr_group2"]
+    meta = json.loads(index.read_text())
+    assert index == tmp_path / "raw" / "Cxr.split.json"
+    assert meta["classes"] == ["lung", "clavicle", "marker"] and meta["overlapping"] == [["lung", "clavicle"]]
+    assert [(d["folder"], d["channels"], d["labels"]) for d in meta["datasets"]] == [
+        ("Dataset501_Cxr_group1", ["lung", "marker"], {"background": 0, "lung": 1, "marker": 2}),
+        ("Dataset502_Cxr_group2", ["clavicle"], {"background": 0, "clavicle": 1}),
+    ]
+    for folder in folders:
+        assert validate_nnunet(folder) == []
+        dataset_json = json.loads((folder / "dataset.json").read_text())
+        assert dataset_json["numTraining"] == 6 and "regions_class_order" not in dataset_json
+    overlap_pixels = 0
+    for i in range(4):
+        bits = _read_back(folders, meta, f"synth_{i:06d}")
+        expected = pairs[i].label.astype(np.int64)
+        for c in range(3):
+            assert np.array_equal((bits >> c) & 1, expected[c]), (i, c)  # zero loss, channel by channel
+        overlap_pixels += int((expected[0] * expected[1]).sum())
+    assert overlap_pixels > 0  # the data did overlap, and the overlaps came back
+    for i in range(2):
+        bits = _read_back(folders, index, f"real_{i:06d}")
+        assert np.array_equal(np.stack([(bits >> c) & 1 for c in range(3)]), real[i].label.astype(np.int64))
+
+
+def test_region_export_reads_back_as_overlapping_channels(tmp_path):
+    """The default export is unchanged: one region-based dataset; its raw labels (bit masks) read back exactly."""
+    from msaug.data import DataConfig, load_dataset
+
+    pairs = _three_structures(3)
+    folder = export_nnunet(write_synthetic(tmp_path / "synthetic", pairs), tmp_path / "raw", 40, "Regions")
+    ds = load_dataset(DataConfig(dataset="nnunet", root=folder, size=24))
+    assert ds.spec.classes == ("lung", "clavicle", "marker") and ds.spec.encoding == "multilabel"
+    for i in range(3):
+        assert np.array_equal(ds.native(i).label, pairs[i].label)
+
+
+def test_split_export_cli(tmp_path, toy):
+    synth = write_synthetic(tmp_path / "synthetic", _three_structures(3))
+    raw = tmp_path / "raw"
+    result = _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "20", "--name", "Cxr", "--overlaps", "split")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"wrote {raw / 'Dataset020_Cxr_group1'} (3 training cases; lung, marker)" in text
+    assert f"wrote {raw / 'Dataset021_Cxr_group2'} (3 training cases; clavicle)" in text
+    assert f"channel map: {raw / 'Cxr.split.json'} (no pixel lost a label)" in text
+    again = _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "20", "--name", "Cxr", "--overlaps", "split")
+    assert again.exit_code == 2 and "Dataset020_Cxr_group1 already exists" in " ".join(again.stderr.split())
+    assert _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "20", "--name", "Cxr", "--overlaps", "split", "--overwrite").exit_code == 0
+    default = _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "30", "--name", "Cxr")
+    assert default.exit_code == 0 and sorted(p.name for p in raw.iterdir() if p.name.startswith("Dataset030")) == ["Dataset030_Cxr"]
+    assert json.loads((raw / "Dataset030_Cxr" / "dataset.json").read_text())["regions_class_order"] == [1, 2, 4]
+    last = _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "999", "--name", "Cxr2", "--overlaps", "split")
+    assert last.exit_code == 2 and "--dataset-id must be between 1 and 998 (the split writes 2 datasets, with consecutive ids from it)" in " ".join(last.stderr.split())
+    index_synth = write_synthetic(tmp_path / "index", toy(2, 32, "index"))
+    result = _invoke("nnunet", str(index_synth), "--out", str(raw), "--dataset-id", "40", "--name", "Idx", "--overlaps", "split")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--overlaps split: " in result.stderr and "holds index labels (one class per pixel), which never overlap; leave --overlaps out" in " ".join(result.stderr.split())
+
+
+def test_merge_split_predictions_gives_the_bit_masks_back(tmp_path):
+    """Label maps of each split dataset (here its labelsTr, standing for nnU-Net's predictions) merge into msaug's bit masks."""
+    from msaug.io import write_png
+
+    pairs = _three_structures(3)
+    synth = write_synthetic(tmp_path / "synthetic", pairs)
+    raw = tmp_path / "raw"
+    assert _invoke("nnunet", str(synth), "--out", str(raw), "--dataset-id", "60", "--name", "Cxr", "--overlaps", "split").exit_code == 0
+    index = raw / "Cxr.split.json"
+    folders = [str(raw / "Dataset060_Cxr_group1" / "labelsTr"), str(raw / "Dataset061_Cxr_group2" / "labelsTr")]
+    result = _invoke("merge-split", str(index), *folders, "--out", str(tmp_path / "merged"))
+    assert result.exit_code == 0, result.output
+    assert f"wrote 3 bit-mask label maps (bit k = channel k) to {tmp_path / 'merged'}" in " ".join(result.output.split())
+    for i in range(3):
+        bits = read_label_array(tmp_path / "merged" / f"synth_{i:06d}.png")
+        assert np.array_equal(np.stack([(bits >> c) & 1 for c in range(3)]), pairs[i].label.astype(np.int64))
+    again = _invoke("merge-split", str(index), *folders, "--out", str(tmp_path / "merged"))
+    assert again.exit_code == 2 and "exists and is not an empty folder" in again.stderr
+    one = _invoke("merge-split", str(index), folders[0], "--out", str(tmp_path / "m2"))
+    assert one.exit_code == 2
+    assert "splits the channels over 2 datasets (Dataset060_Cxr_group1, Dataset061_Cxr_group2); give one folder of label maps for each" in " ".join(one.stderr.split())
+    write_png(Path(folders[1]) / "synth_000001.png", np.full((24, 24), 5, np.uint8))
+    bad = _invoke("merge-split", str(index), *folders, "--out", str(tmp_path / "m3"))
+    assert bad.exit_code == 2 and "synth_000001.png: label value 5 is not one of Dataset061_Cxr_group2's labels (0..1)" in " ".join(bad.stderr.split())
+    (Path(folders[1]) / "synth_000002.png").unlink()
+    gone = _invoke("merge-split", str(index), *folders, "--out", str(tmp_path / "m4"))
+    assert gone.exit_code == 2 and "synth_000002.png: missing; every folder needs every case" in " ".join(gone.stderr.split())

@@ -141,3 +141,48 @@ def test_inception_needs_a_real_local_weights_file(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
     with pytest.raises(CheckpointError, match="Inception v3"):
         InceptionFeatures(tmp_path / "wrong.pth")
+
+
+def _inception_file(path, logits: int):
+    """An Inception v3 state dict in the layout both torchvision and torch-fidelity use, random weights
+    (PyTorch's default initialisation: small features, but no overflow through the 94 layers)."""
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    net = inception_v3(weights=None, aux_logits=False, init_weights=False)
+    net.fc = nn.Linear(2048, logits)
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.mark.slow
+def test_fid_uses_the_reference_network_when_given_its_weights_and_says_otherwise_for_torchvision(tmp_path, toy):
+    """Weights with the reference network's 1008 logits run torch-fidelity's FID Inception ("fid");
+    torchvision's 1000-logit ImageNet weights are reported under another name, as not FID."""
+    pytest.importorskip("torch_fidelity")
+    from msaug.segment.realism import ReferenceInceptionFeatures, inception_kind
+
+    reference = _inception_file(tmp_path / "weights-inception-2015-12-05.pth", 1008)
+    imagenet = _inception_file(tmp_path / "inception_v3.pth", 1000)
+    assert inception_kind(reference) == "reference" and inception_kind(imagenet) == "torchvision"
+    images = to_tensors(toy(6, 32, seed=0), 32).images
+    features = ReferenceInceptionFeatures(reference)(images)
+    assert features.shape == (6, 2048) and torch.isfinite(features).all()
+    same = image_realism(images, images, None, reference)
+    shifted = image_realism(images, images * 0.3, None, reference)
+    assert set(same) >= {"fid", "kid", "kid_std", "inception_weights"} and "inception_fd" not in same
+    assert shifted["fid"] > 0 and abs(same["fid"]) < 1e-3 * shifted["fid"]  # random weights: small features, so relative
+    other = image_realism(images, images * 0.3, None, imagenet)
+    assert "fid" not in other and other["inception_fd"] > 0 and "not the FID reference network" in other["inception_network"]
+
+
+def test_inception_weights_of_another_network_are_refused_naming_the_file(tmp_path):
+    from msaug.segment.realism import inception_kind
+
+    odd = tmp_path / "odd.pth"
+    torch.save({"fc.weight": torch.zeros(10, 2048)}, odd)
+    with pytest.raises(CheckpointError, match=r"odd\.pth: an Inception v3 with 10 logits; expected the FID reference"):
+        inception_kind(odd)
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "nofc.pth")
+    with pytest.raises(CheckpointError, match="no fc.weight"):
+        inception_kind(tmp_path / "nofc.pth")

@@ -186,13 +186,21 @@ class FolderDataset:
         return Sample(stem, image, label, None, meta)
 
     def _read(self, index: int) -> Sample:
-        native = self.native(index)
-        h, w = native.label.shape[-2:]
-        geometry = SquareGeometry(h, w, self.square_fit)
-        label = square_label(geometry, torch.from_numpy(native.label), self.spec.encoding)  # padding is background
-        roi = geometry.to_square(torch.ones(1, h, w, dtype=torch.bool))[0].numpy() if self.square_fit == "pad" else None
-        image = None if native.image is None else geometry.to_square(torch.from_numpy(native.image)).numpy()
-        return resize_sample(Sample(native.id, image, label.numpy(), roi, native.meta), self.spec)
+        return square_sample(self.native(index), self.spec, self.square_fit)
+
+
+def square_sample(native: Sample, spec: DataSpec, square_fit: SquareFit) -> Sample:
+    """A sample at its own size fitted to the square by ``square_fit`` and resized to ``spec.size``.
+
+    ``pad`` marks the original area as the ``roi`` (the padding is background in the label map).
+    Every dataset read from files of their own size (folder, nnunet, datalist) loads this way.
+    """
+    h, w = native.label.shape[-2:]
+    geometry = SquareGeometry(h, w, square_fit)
+    label = square_label(geometry, torch.from_numpy(native.label), spec.encoding)  # padding is background
+    roi = geometry.to_square(torch.ones(1, h, w, dtype=torch.bool))[0].numpy() if square_fit == "pad" else None
+    image = None if native.image is None else geometry.to_square(torch.from_numpy(native.image)).numpy()
+    return resize_sample(Sample(native.id, image, label.numpy(), roi, native.meta), spec)
 
 
 class ResizedSynthetic:

@@ -381,10 +381,11 @@ def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[s
         data["root"] = str((root if root.is_absolute() or from_cli else base / root).resolve())
     evaluate = loaded.data.get("evaluate")
     segmenter = evaluate.get("segmenter") if isinstance(evaluate, dict) else None
-    if isinstance(segmenter, dict) and isinstance(segmenter.get("weights"), str) and segmenter["weights"].strip():
-        weights = Path(segmenter["weights"]).expanduser()  # like data.root: the YAML's folder, or the shell's for --set
-        from_cli = loaded.origins.get(("evaluate", "segmenter", "weights"), "").startswith("--set")
-        segmenter["weights"] = str((weights if weights.is_absolute() or from_cli else base / weights).resolve())
+    for block, key, where in ((segmenter, "weights", ("evaluate", "segmenter", "weights")), (evaluate, "inception_weights", ("evaluate", "inception_weights"))):
+        if isinstance(block, dict) and isinstance(block.get(key), str) and block[key].strip():
+            weights = Path(block[key]).expanduser()  # like data.root: the YAML's folder, or the shell's for --set
+            from_cli = loaded.origins.get(where, "").startswith("--set")
+            block[key] = str((weights if weights.is_absolute() or from_cli else base / weights).resolve())
     try:
         config = PipelineConfig.model_validate(loaded.data)
     except ValidationError as exc:

@@ -173,6 +173,18 @@ def check_evaluate(config: PipelineConfig, chain: Chain, registries: Registries,
             check_encoder(seg.encoder)
         except UnknownNameError as exc:
             raise ConfigError(f"{where('segmenter', 'encoder')}: {exc}") from None
+    if config.evaluate.inception_weights is not None:
+        from msaug.segment.realism import inception_kind
+
+        try:
+            if inception_kind(config.evaluate.inception_weights) == "reference":
+                import importlib.util
+
+                if importlib.util.find_spec("torch_fidelity") is None:
+                    raise ConfigError(f"{config.evaluate.inception_weights}: FID with the reference network needs the "
+                                      "torch-fidelity package: pip install 'msaug[fid]'")
+        except MsaugError as exc:
+            raise ConfigError(f"{where('inception_weights')}: {exc}") from None
     if seg.weights is not None and not Path(seg.weights).is_file():
         raise ConfigError(f"{where('segmenter', 'weights')}: {seg.weights}: weights file not found")
     channels, classes = chain.image.channels, len(chain.label.classes)

@@ -77,6 +77,12 @@ class EvaluateConfig(Strict):
         description="another run's folder (or its evaluation/ folder): its real-protocol segmenter is copied and reused "
         "when it was trained on the same cases with the same segmenter settings and seed (checked by a key), else trained here",
     )
+    inception_weights: Path | None = Field(
+        None,
+        description="local Inception v3 weights for FID/KID of the generated images: the FID reference network's "
+        "(weights-inception-2015-12-05-6726825d.pth, needs msaug[fid]) gives FID comparable with published ones; "
+        "torchvision's inception_v3 state dict gives a Fréchet distance that is not FID. Never downloaded",
+    )
     metrics_at: Literal["native", "segmenter"] = Field(
         "native",
         description="where test metrics are computed: native (each test image's original grid, inside its ROI; "

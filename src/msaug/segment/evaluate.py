@@ -323,7 +323,7 @@ def evaluate_pipeline(
         # patches are compared with crops of the real training cases at their original resolution
         real_for_quality = native_crops(train, quality_size, len(synth_all), seed) if patches else train
         real_q = to_tensors(real_for_quality, quality_size, what="real training split")
-        result["image_realism"] = image_realism(real_q.images, synth_all.images, reference, inception_weights)
+        result["image_realism"] = image_realism(real_q.images, synth_all.images, reference, inception_weights or config.inception_weights)
         result["label_realism"] = label_realism(synth_all.labels, real_q.labels, spec)
         result["memorisation"] = memorisation_audit(real_q, synth_all, info.classes, info.encoding, downsample=spec.label_downsample)
     if distributed.is_main():
@@ -384,7 +384,11 @@ def format_markdown(result: dict[str, Any]) -> str:
         lines += ["", f"**Image realism** ({realism['feature_space']}): Fréchet distance {realism['encoder_fd']:.4g}, "
                   f"KID {realism['encoder_kid']:.4g} ± {realism['encoder_kid_std']:.2g}."]
     if realism and "fid" in realism:
-        lines.append(f"FID {realism['fid']:.4g}, KID {realism['kid']:.4g} (Inception weights: {realism['inception_weights']}).")
+        lines.append(f"FID {realism['fid']:.4g}, KID {realism['kid']:.4g} ± {realism['kid_std']:.2g} "
+                     f"(FID reference Inception, weights {realism['inception_weights']}; images at 8 bits).")
+    if realism and "inception_fd" in realism:
+        lines.append(f"Fréchet distance {realism['inception_fd']:.4g}, KID {realism['inception_kid']:.4g} in torchvision's ImageNet "
+                     f"Inception ({realism['inception_weights']}): not the FID reference network, not comparable with published FID.")
     labels = result.get("label_realism")
     if labels:
         nn_iou = labels["nearest_neighbour_iou"]

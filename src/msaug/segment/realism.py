@@ -2,8 +2,14 @@
 
 The usual FID/KID need Inception v3 weights, which msaug never downloads. So:
 
-* With a local Inception v3 weights file (torchvision's ``inception_v3`` state dict),
-  FID and KID are computed in its 2048-d pool features and reported as ``fid`` / ``kid``.
+* With a local copy of the **FID reference network** (the TensorFlow Inception v3 of
+  2015-12-05 that published FIDs use, as ported by torch-fidelity: the file
+  ``weights-inception-2015-12-05-6726825d.pth``; it has 1008 logits), FID and KID are computed
+  in its 2048-d pool features on 8-bit images, as published FIDs are, and reported as
+  ``fid`` / ``kid``. Needs the ``torch-fidelity`` package (``pip install 'msaug[fid]'``).
+* With torchvision's ImageNet ``inception_v3`` state dict instead (1000 logits), the same
+  statistics are reported as ``inception_fd`` / ``inception_kid``: another network, so **not**
+  comparable with published FID.
 * Always (when a segmenter trained on the real data is available): the Fréchet distance
   and KID in the feature space of *that segmenter's encoder* (global-average-pooled
   deepest features), reported as ``encoder_fd`` / ``encoder_kid`` together with the
@@ -24,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msaug.errors import CheckpointError
+from msaug.errors import CheckpointError, ConfigError
 from msaug.resize import resize_image
 from msaug.segment.segmenter import Segmenter
 
@@ -46,24 +52,82 @@ class EncoderFeatures(nn.Module):
         return self.encoder(x.to(next(self.encoder.parameters()).device))[-1].mean(dim=(2, 3)).double().cpu()
 
 
+#: logits of the FID reference network (TensorFlow's Inception v3 had 1008 classes); torchvision's has 1000
+REFERENCE_LOGITS = 1008
+
+
+def _inception_state(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a local Inception weights file (plain tensors only: ``weights_only``)."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: Inception weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not an Inception v3 state dict ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("fc.weight"), torch.Tensor):
+        raise CheckpointError(f"{path}: not an Inception v3 state dict (no fc.weight tensor)")
+    return state
+
+
+def inception_kind(weights: str | Path) -> str:
+    """``"reference"`` for the FID reference network's weights, ``"torchvision"`` for torchvision's ImageNet ones.
+
+    Raises :class:`~msaug.errors.CheckpointError` naming the file when it is neither.
+    """
+    path = Path(weights)
+    rows = int(_inception_state(path)["fc.weight"].shape[0])
+    if rows == REFERENCE_LOGITS:
+        return "reference"
+    if rows == 1000:
+        return "torchvision"
+    raise CheckpointError(
+        f"{path}: an Inception v3 with {rows} logits; expected the FID reference network's weights "
+        f"(weights-inception-2015-12-05-6726825d.pth, {REFERENCE_LOGITS} logits) or torchvision's inception_v3 (1000)"
+    )
+
+
+class ReferenceInceptionFeatures(nn.Module):
+    """The FID reference network (torch-fidelity's port of TF Inception v3) from a local file; 2048-d pool features.
+
+    Images go in as 8-bit RGB (grey repeated), as the PNGs published FIDs are computed on;
+    torch-fidelity resizes them to 299 px the way TensorFlow 1 did.
+    """
+
+    def __init__(self, weights: str | Path):
+        super().__init__()
+        path = Path(weights)
+        if inception_kind(path) != "reference":
+            raise CheckpointError(f"{path}: torchvision's Inception weights, not the FID reference network's")
+        try:
+            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        except ImportError:
+            raise ConfigError(f"{path}: FID with the reference network needs the torch-fidelity package: pip install 'msaug[fid]'") from None
+        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images if images.dtype == torch.uint8 else (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.net(x)[0].double()
+
+
 class InceptionFeatures(nn.Module):
-    """torchvision's Inception v3 with weights from a local file; 2048-d pool features."""
+    """torchvision's Inception v3 with weights from a local file; 2048-d pool features (not the FID network)."""
 
     def __init__(self, weights: str | Path):
         super().__init__()
         from torchvision.models import inception_v3
 
         path = Path(weights)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: Inception weights file not found")
+        state = _inception_state(path)
         net = inception_v3(weights=None, aux_logits=True, init_weights=False)
         try:
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                state = load_file(str(path))
-            else:
-                state = torch.load(path, map_location="cpu", weights_only=True)
             missing, _ = net.load_state_dict(state, strict=False)
         except Exception as exc:
             raise CheckpointError(f"{path}: not a torchvision Inception v3 state dict ({type(exc).__name__}: {exc})") from None
@@ -120,6 +184,12 @@ def image_realism(
             }
         )
     if inception_weights is not None:
-        d = _distances(InceptionFeatures(inception_weights), real, synthetic, real.shape[1])
-        out.update({"fid": d["fd"], "kid": d["kid"], "kid_std": d["kid_std"], "inception_weights": str(inception_weights)})
+        if inception_kind(inception_weights) == "reference":
+            d = _distances(ReferenceInceptionFeatures(inception_weights), real, synthetic, real.shape[1])
+            out.update({"fid": d["fd"], "kid": d["kid"], "kid_std": d["kid_std"]})
+        else:
+            d = _distances(InceptionFeatures(inception_weights), real, synthetic, real.shape[1])
+            out.update({"inception_fd": d["fd"], "inception_kid": d["kid"], "inception_kid_std": d["kid_std"],
+                        "inception_network": "torchvision ImageNet Inception v3 (not the FID reference network: not comparable with published FID)"})
+        out["inception_weights"] = str(inception_weights)
     return out
