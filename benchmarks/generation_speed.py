@@ -34,12 +34,18 @@ def tree_path(tree: Path) -> str:
 
 
 def worker(run_dir: Path, count: int, out: Path) -> None:
-    from rich.console import Console
-
     import msaug
     from msaug.pipeline.runner import generate_run
 
-    result = generate_run(run_dir, count, None, "cpu", Console(quiet=True), show_progress=False, out=out)
+    try:  # a tree with msaug.progress reports through a Reporter; an older one printed on a rich Console
+        from msaug.progress import SilentReporter
+
+        quiet: object = SilentReporter()
+    except ImportError:
+        from rich.console import Console
+
+        quiet = Console(quiet=True)
+    result = generate_run(run_dir, count, None, "cpu", quiet, show_progress=False, out=out)
     print(json.dumps({"msaug": msaug.__file__, "pairs_per_second": result.pairs_per_second, "seconds": result.seconds,
                       "written": result.written}))
 

@@ -18,9 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 from msaug.pipeline.runner import RunOptions, generate_run, run_pipeline
+from msaug.progress import SilentReporter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +42,7 @@ def main() -> None:
         shutil.rmtree(args.out)
     sets = [f"data.size={args.size}", "data.count=64", "stages.real_labels.params.size=32", "stages.label_resize.params.in_size=32",
             "generate.count=16", "generate.batch_size=32"]
-    quiet = Console(quiet=True)
+    quiet = SilentReporter()
     run_pipeline(ROOT / "pipelines/examples/classic.yaml", RunOptions(out=args.out, profile="none", sets=sets, evaluate=False, show_progress=False), quiet)
     samples: list[tuple[float, float, int]] = []
     stop = threading.Event()

@@ -9,7 +9,9 @@ for cycles, since it never runs. The rules, as ``docs/architecture.md`` states t
 * no import cycle at runtime, neither between modules nor between the units they form
   (each subpackage of msaug, each top-level module);
 * the plugins' and the example's code imports only msaug's public API (``PUBLIC_MODULES`` and
-  the names in ``msaug.__all__``).
+  the names in ``msaug.__all__``);
+* only the cli layer imports rich (``CLI_ONLY``): the layers below report through
+  ``msaug.progress.Reporter``, and the commands hand down ``msaug.console.RichReporter``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ SRC = ROOT / "src"
 LAYERS: dict[str, tuple[str, ...]] = {
     # the contracts and the services everything uses; no training code
     "core": (
-        "msaug.errors", "msaug.console", "msaug.rng", "msaug.resize", "msaug.label_values", "msaug.io",
+        "msaug.errors", "msaug.progress", "msaug.rng", "msaug.resize", "msaug.label_values", "msaug.io",
         "msaug.modality", "msaug.sample", "msaug.stage", "msaug.augment", "msaug.data", "msaug.synthetic",
         "msaug.hookspecs", "msaug.plugins", "msaug.batch", "msaug.checks",
     ),
@@ -44,8 +46,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "bench": ("msaug.bench.*",),
     # the commands; msaug.api, the same entry points for Python users; the package root ``msaug``,
     # the public facade that re-exports from every layer (so no module inside msaug imports it)
-    "cli": ("msaug.cli", "msaug.cli_segment", "msaug.cli_plugin", "msaug.__main__", "msaug.api", "msaug"),
+    # (msaug.console: the rich consoles and the RichReporter the commands hand down)
+    "cli": ("msaug.cli", "msaug.cli_segment", "msaug.cli_plugin", "msaug.__main__", "msaug.api", "msaug", "msaug.console"),
 }
+
+#: Libraries only the cli layer may import: what the user sees is decided there.
+CLI_ONLY = ("rich",)
 
 #: Upward imports that exist today and are not allowed in new code; each says how it goes away.
 #: The test fails when one of them is gone (delete its line then).
@@ -169,6 +175,22 @@ def layer_of(module: str) -> str | None:
     return best[1] if best else None
 
 
+@functools.cache
+def all_imports() -> tuple[Import, ...]:
+    """Every import of every msaug module, of any library (``msaug_imports`` keeps msaug's own)."""
+    modules = msaug_modules()
+    return tuple(imp for name, path in modules.items() for imp in parse_imports(path.read_text(), name, path.name == "__init__.py", modules))
+
+
+def cli_only_imports(imports: Iterable[Import]) -> list[str]:
+    """The imports of a ``CLI_ONLY`` library by a module below the cli layer."""
+    return [
+        f"{imp}: only the cli layer imports {imp.target.split('.')[0]} (layer {layer_of(imp.source)!r} reports through msaug.progress)"
+        for imp in imports
+        if imp.target.split(".")[0] in CLI_ONLY and layer_of(imp.source) != "cli"
+    ]
+
+
 def upward_imports(edges: Iterable[Import]) -> list[str]:
     ranks = {layer: n for n, layer in enumerate(LAYERS)}
     found = []
@@ -283,6 +305,12 @@ def test_no_module_imports_a_layer_above_its_own():
     assert found == [], "\n".join(found)
 
 
+def test_only_the_cli_layer_imports_rich():
+    found = cli_only_imports(all_imports())
+    assert found == [], "\n".join(found)
+    assert any(i.target.startswith("rich") for i in all_imports() if i.source == "msaug.console"), "the checker no longer sees msaug.console's rich import"
+
+
 def test_known_upward_imports_still_exist():
     edges = {(e.source, e.target) for e in msaug_imports()}
     gone = [f"{s} -> {t}" for s, t in KNOWN_UPWARD if (s, t) not in edges]
@@ -317,6 +345,23 @@ def test_an_upward_import_inside_a_function_is_reported():
     code = "def load():\n    from msaug.pipeline.runner import prepare\n    return prepare\n"
     edges = parse_imports(code, "msaug.sample", modules=msaug_modules())
     assert upward_imports(edges) == ["msaug.sample:2 imports msaug.pipeline.runner: layer 'core' imports layer 'pipeline'"]
+
+
+@pytest.mark.parametrize(
+    ("code", "module"),
+    [
+        ("from rich.console import Console\n", "msaug.pipeline.runner"),
+        ("def fit():\n    from rich.progress import Progress\n", "msaug.train.trainer"),
+        ("import rich\n", "msaug.stage"),
+        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from rich.table import Table\n", "msaug.bench.compare"),
+        ("from rich.table import Table\n", "msaug.segment.train"),
+        ("from rich.markup import escape\n", "msaug.nn.layers"),
+    ],
+)
+def test_a_rich_import_below_the_cli_is_reported(code, module):
+    found = cli_only_imports(parse_imports(code, module, modules=msaug_modules()))
+    assert len(found) == 1 and found[0].startswith(f"{module}:") and "only the cli layer imports rich" in found[0], found
+    assert cli_only_imports(parse_imports(code, "msaug.cli", modules=msaug_modules())) == []
 
 
 def test_a_submodule_imported_from_its_package_is_the_submodule():

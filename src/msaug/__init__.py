@@ -19,6 +19,7 @@ from msaug.plugins import (
     StageRegistry,
     get_registries,
 )
+from msaug.progress import PlainReporter, ProgressTask, Reporter, SilentReporter
 from msaug.resize import harden, resize_image, resize_label
 from msaug.rng import BatchRNG
 from msaug.sample import Dataset, DataSpec, ListDataset, Sample
@@ -48,8 +49,12 @@ __all__ = [
     "MsaugError",
     "Noise",
     "Pairs",
+    "PlainReporter",
+    "ProgressTask",
+    "Reporter",
     "Sample",
     "SegmenterRegistry",
+    "SilentReporter",
     "SplitConfig",
     "Stage",
     "StageParams",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from msaug.progress import Reporter
 
 
 def run_pipeline(
@@ -21,6 +24,7 @@ def run_pipeline(
     seed: int | None = None,
     evaluate: bool = True,
     progress: bool = True,
+    reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Train every stage, generate the synthetic dataset, evaluate; returns the report.
 
@@ -32,6 +36,11 @@ def run_pipeline(
     ``runs/<name>-<profile>``) gets the same files, ``OUT/report.json`` holds the returned
     report and ``msaug.SyntheticDataset(out)`` reads the pairs. Errors a user can cause are
     raised as :class:`msaug.MsaugError` subclasses with the message the command prints.
+
+    Its lines and progress bars go to ``reporter`` (a :class:`msaug.Reporter`): by default the
+    command's own, coloured on stderr, without bars when ``progress=False``;
+    ``msaug.PlainReporter(stream)`` writes plain lines fit for a log, ``msaug.SilentReporter()``
+    nothing.
     """
     from msaug.pipeline.runner import RunOptions
     from msaug.pipeline.runner import run_pipeline as run
@@ -44,4 +53,8 @@ def run_pipeline(
         sets = [sets]
     options = RunOptions(None if out is None else Path(out), profile, tuple(sets), resume, overwrite, device, seed, evaluate, progress,
                          dict(overrides or {}))
-    return run(path, options)
+    if reporter is None:
+        from msaug.console import RichReporter
+
+        reporter = RichReporter(progress=progress)
+    return run(path, options, reporter)

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from msaug import __version__
-from msaug.console import make_console
+from msaug.console import RichReporter, make_console
 from msaug.errors import MsaugError, MsaugWarning
 
 console = make_console(stderr=True)
@@ -227,7 +227,7 @@ def pipeline_run(file: Path, profile: str | None, sets: tuple[str, ...], out: Pa
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
     options = RunOptions(out, profile, sets, resume, overwrite, device, seed, not no_evaluate, not quiet)
-    run_pipeline(file, options, console)
+    run_pipeline(file, options, RichReporter(console, progress=not quiet))
 
 
 @cli.command("generate")
@@ -254,7 +254,7 @@ def generate_cmd(run_dir: Path, count: int | None, shard: str | None, out: Path 
     for option, value in (("--count", count), ("--shard", shard), ("--out", out), ("--device", None if device == "auto" else device)):
         words += [option, str(value)] if value is not None else []
     click.get_current_context().find_root().meta[RERUN] = shlex.join(words + (["--quiet"] if quiet else []))
-    result = generate_run(run_dir, count, parse_shard(shard) if shard else None, device, console, not quiet, out)
+    result = generate_run(run_dir, count, parse_shard(shard) if shard else None, device, RichReporter(console, progress=not quiet), not quiet, out)
     if not result.complete and shard:
         console.print("other shards are still missing; the manifest is merged when the last shard finishes")
 
@@ -283,7 +283,7 @@ def compare_cmd(arms: tuple[str, ...], domain: str, profile: str | None, seeds: 
     options = CompareOptions(list(arms), domain, profile, seeds, train_fraction, budget, out, device, list(sets), show_progress=not quiet)
     if protocols is not None:
         options.protocols = [p.strip() for p in protocols.split(",") if p.strip()]
-    compare(options, console)
+    compare(options, RichReporter(console, progress=not quiet))
 
 
 @cli.group(cls=MsaugGroup)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from msaug.console import make_console
+from msaug.console import RichReporter, make_console
 from msaug.errors import ConfigError
 
 console = make_console(stderr=True)
@@ -201,7 +201,8 @@ def segment_train(data_name: str, root: Path | None, size: int, count: int | Non
                                   size=seg_size, patch=patch, **window),
         protocols=[protocol], mix_ratio=mix_ratio, qc_min_dice=qc_min_dice, metrics_at=metrics_at,  # type: ignore[arg-type]
     )
-    result = evaluate_pipeline(config, train.spec, train, test, synth, out, _device(device), seed, show_progress=not quiet)
+    result = evaluate_pipeline(config, train.spec, train, test, synth, out, _device(device), seed, show_progress=not quiet,
+                               reporter=RichReporter(console, progress=not quiet))
     _print_metrics(f"{protocol}: {len(test)} test images, {result['resolution']['description']}", result["protocols"][protocol]["metrics"])
     from msaug.io import atomic_write
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from msaug.errors import DataError
 from msaug.modality import Modality, Noise
+from msaug.progress import PlainReporter, Reporter
 from msaug.rng import BatchRNG
 from msaug.sample import DataSpec, Sample
 
@@ -106,9 +107,19 @@ class FitContext:
     seed: int = 0
     resume: bool = True
     #: called as ``progress(step, total_steps, {"loss": ...})`` by trainers that report progress
+    #: (a hook for the caller, e.g. a test or a notebook; the bar itself goes to ``reporter``)
     progress: Callable[[int, int | None, dict[str, float]], None] | None = None
+    #: False: show no progress bar (the runner sets it from ``--quiet``)
     show_progress: bool = True
     started: float = field(default_factory=time.monotonic)
+    #: where a stage's messages and progress bar go: ``reporter.task(...)`` for a bar,
+    #: ``reporter.warning(...)`` for a problem worked around (see :mod:`msaug.progress`); the
+    #: runner passes the command line's, a stage fitted on its own reports plain lines on stderr
+    reporter: Reporter = field(default_factory=PlainReporter)
+
+    def __post_init__(self) -> None:
+        if not self.show_progress:  # a stage that opens reporter.task(...) shows no bar then, whether or not it reads show_progress
+            self.reporter = self.reporter.without_progress()
 
 
 class Stage(ABC):

@@ -20,12 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from msaug.errors import ConfigError, MsaugError
 from msaug.io import atomic_write, write_json
 from msaug.pipeline.records import Evaluation, Record, RunReport, read_record, read_run_report
+from msaug.progress import PlainReporter, Reporter, escape
 from msaug.segment.config import PROTOCOLS
 
 ALIASES = {"single": "{domain}-single.yaml", "multi": "{domain}.yaml", "classic": "examples/classic.yaml"}
@@ -137,8 +135,11 @@ def read_seed_run(path: Path) -> SeedRun:
     return read_record(path, SeedRun, "an msaug compare seed record (seed-<n>.json)")
 
 
-def run_one(path: Path, run_dir: Path, profile: str | None, sets: list[str], device: str, console: Console, show_progress: bool) -> ProcessFigures:
-    """Run one arm/seed in a child process (``sets``: its ``--set`` arguments); returns wall time and the child's peak RSS."""
+def run_one(path: Path, run_dir: Path, profile: str | None, sets: list[str], device: str, show_progress: bool) -> ProcessFigures:
+    """Run one arm/seed in a child process (``sets``: its ``--set`` arguments); returns wall time and the child's peak RSS.
+
+    The child is ``msaug pipeline run``: it prints its own lines and bars on this process's terminal.
+    """
     cmd = [sys.executable, "-m", "msaug", "pipeline", "run", str(path), "--out", str(run_dir), "--device", device]
     if profile:
         cmd += ["--profile", profile]
@@ -314,12 +315,12 @@ def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict
     return out
 
 
-def compare(options: CompareOptions, console: Console | None = None) -> dict[str, Any]:
-    """Run the comparison; returns the report (also written to OUT/report.json)."""
+def compare(options: CompareOptions, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run the comparison; returns the report (also written to OUT/report.json); messages and the table go to ``reporter``."""
     from msaug.pipeline.config import load_pipeline
     from msaug.pipeline.runner import prepare
 
-    console = console or Console(stderr=True)
+    reporter = reporter if reporter is not None else PlainReporter(progress=options.show_progress)
     if len(options.arms) < 2:
         raise ConfigError("compare needs at least two arms, e.g. msaug compare single multi")
     if not 0 < options.train_fraction <= 1:
@@ -337,7 +338,8 @@ def compare(options: CompareOptions, console: Console | None = None) -> dict[str
     profile = options.profile or load_pipeline(next(iter(paths.values()))).profile
     out = options.out or Path("runs") / f"compare-{options.domain}-{profile or 'default'}"
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]msaug compare[/] {' vs '.join(names.values())} — domain {options.domain}, profile {profile}, {options.seeds} seeds, out {out}")
+    reporter.message(f"[bold]msaug compare[/] {escape(' vs '.join(names.values()))} — domain {escape(options.domain)}, profile {escape(str(profile))}, "
+                     f"{options.seeds} seeds, out {escape(str(out))}")
 
     plans: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # each arm's budget overrides and how its budget was split
     for arm, path in paths.items():
@@ -362,11 +364,11 @@ def compare(options: CompareOptions, console: Console | None = None) -> dict[str
             record_file = out / name / f"seed-{seed}.json"
             if record_file.is_file():
                 records[name].append(read_seed_run(record_file))
-                console.print(f"[green]done earlier[/]: {name} seed {seed}")
+                reporter.message(f"[green]done earlier[/]: {escape(name)} seed {seed}")
                 continue
-            console.print(f"[bold]{name}[/] seed {seed}: {path}")
+            reporter.message(f"[bold]{escape(name)}[/] seed {seed}: {escape(str(path))}")
             resolved = load_pipeline(path, profile, options.sets, overrides)  # a bad key or value fails here, before the child runs
-            process = run_one(path, run_dir, profile, resolved.sets, options.device, console, options.show_progress)
+            process = run_one(path, run_dir, profile, resolved.sets, options.device, options.show_progress)
             report = read_run_report(run_dir / "report.json")
             record = SeedRun(arm=name, seed=seed, pipeline=str(path), process=process, report=report, evaluation=report.evaluation,
                              cost=cost_figures(run_dir, options.device))
@@ -390,8 +392,8 @@ def compare(options: CompareOptions, console: Console | None = None) -> dict[str
 
     write_plots(out, result, records)
     atomic_write(out / "report.md", render_markdown(result))
-    print_table(result, console)
-    console.print(f"[bold]verdict[/]: {result['verdict']['line']}")
+    print_table(result, reporter)
+    reporter.message(f"[bold]verdict[/]: {escape(result['verdict']['line'])}")
     return result
 
 
@@ -401,20 +403,18 @@ def _pm(stat: dict[str, Any], fmt: str = ".3f") -> str:
     return f"{stat['mean']:{fmt}} ± {stat['std']:{fmt}}"
 
 
-def print_table(result: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"msaug compare — {result['domain']}, profile {result['profile']}, {result['seeds']} seeds (mean ± std)")
-    table.add_column("figure")
+def print_table(result: dict[str, Any], reporter: Reporter) -> None:
     arms = list(result["summary"])
-    for arm in arms:
-        table.add_column(arm, justify="right")
-    for p in result["protocols"]:
-        table.add_row(f"Dice, {p}", *(_pm(result["summary"][a]["quality"][p]["dice"]) for a in arms))
-    table.add_row("train time (s)", *(_pm(result["summary"][a]["cost"]["train_seconds"], ".0f") for a in arms))
-    table.add_row("GFLOPs / pair", *(f"{result['summary'][a]['cost']['flops_per_pair'] / 1e9:.3f}" for a in arms))
-    table.add_row("parameters (M)", *(f"{result['summary'][a]['cost']['parameters'] / 1e6:.2f}" for a in arms))
-    table.add_row("pairs / s", *(_pm(result["summary"][a]["cost"]["pairs_per_second"], ".1f") for a in arms))
-    table.add_row("peak RSS (MB)", *(_pm(result["summary"][a]["cost"]["peak_rss_mb"], ".0f") for a in arms))
-    console.print(table)
+    rows = [[f"Dice, {p}", *(_pm(result["summary"][a]["quality"][p]["dice"]) for a in arms)] for p in result["protocols"]]
+    rows += [
+        ["train time (s)", *(_pm(result["summary"][a]["cost"]["train_seconds"], ".0f") for a in arms)],
+        ["GFLOPs / pair", *(f"{result['summary'][a]['cost']['flops_per_pair'] / 1e9:.3f}" for a in arms)],
+        ["parameters (M)", *(f"{result['summary'][a]['cost']['parameters'] / 1e6:.2f}" for a in arms)],
+        ["pairs / s", *(_pm(result["summary"][a]["cost"]["pairs_per_second"], ".1f") for a in arms)],
+        ["peak RSS (MB)", *(_pm(result["summary"][a]["cost"]["peak_rss_mb"], ".0f") for a in arms)],
+    ]
+    title = f"msaug compare — {result['domain']}, profile {result['profile']}, {result['seeds']} seeds (mean ± std)"
+    reporter.table(title, ["figure", *arms], rows)
 
 
 def render_markdown(result: dict[str, Any]) -> str:

@@ -11,9 +11,8 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 from msaug.builtin.datasets import resize_sample
+from msaug.progress import Reporter
 from msaug.sample import ListDataset, native_crops
 from msaug.segment.evaluate import evaluate_pipeline
 from msaug.segment.qc import annotate_manifest
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from msaug.pipeline.runner import Prepared, RunState
 
 
-def evaluate_run(prepared: Prepared, state: RunState, console: Console, show_progress: bool) -> dict[str, Any]:
+def evaluate_run(prepared: Prepared, state: RunState, reporter: Reporter, show_progress: bool) -> dict[str, Any]:
     """Run the pipeline's ``evaluate:`` block on the run's synthetic pairs; the result is JSON-able.
 
     Writes ``OUT/evaluation/`` (each protocol's segmenter and result) and the per-pair QC Dice
@@ -34,9 +33,10 @@ def evaluate_run(prepared: Prepared, state: RunState, console: Console, show_pro
     synthetic = SyntheticDataset(state.out / "synthetic")
     pair_spec = dataclasses.replace(spec, patches=synthetic.spec.patches)  # native-resolution patches stay marked as such
     synthetic_at_size = ListDataset(pair_spec, [resize_sample(synthetic[i], pair_spec) for i in range(len(synthetic))])
-    console.print("[bold]Evaluating[/] segmentation protocols: " + ", ".join(prepared.config.evaluate.protocols))
+    reporter.message("[bold]Evaluating[/] segmentation protocols: " + ", ".join(prepared.config.evaluate.protocols))
     result = evaluate_pipeline(
-        prepared.config.evaluate, spec, state.train, state.test, synthetic_at_size, state.out / "evaluation", state.device, prepared.config.seed, show_progress
+        prepared.config.evaluate, spec, state.train, state.test, synthetic_at_size, state.out / "evaluation", state.device, prepared.config.seed, show_progress,
+        reporter=reporter,
     )
     scores = result.get("qc", {}).pop("scores", None)
     if scores:  # per-pair QC Dice goes into the manifest, where --qc-min-dice and exporters read it
@@ -45,7 +45,7 @@ def evaluate_run(prepared: Prepared, state: RunState, console: Console, show_pro
     result["stages"] = measure_stages(prepared, state, state.out / "evaluation")  # reports its own errors; never raises
     link = result["stages"].get("weak_link")
     if link:
-        console.print(f"[bold]Stages[/] on held-out real cases: weak link is stage {link['stage']} {link['use']} (share of reference {link['share']:.2f})")
+        reporter.message(f"[bold]Stages[/] on held-out real cases: weak link is stage {link['stage']} {link['use']} (share of reference {link['share']:.2f})")
     return result
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 from PIL import ImageDraw
-from rich.console import Console
 
 from msaug.io import atomic_write, png_bytes
 from msaug.pipeline.records import DataSummary, Evaluation, GenerationRecord, LossCurve, RunReport, StageRecord
+from msaug.progress import Reporter, escape
 from msaug.sample import DataSpec
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def label_metrics(registries: Any, spec: DataSpec, labels: torch.Tensor) -> dict
     return out
 
 
-def write_report(prepared: Prepared, state: RunState, console: Console, started: float, evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_report(prepared: Prepared, state: RunState, reporter: Reporter, started: float, evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write report.json (a :class:`~msaug.pipeline.records.RunReport`), report.md, grid.png and loss curves from what the phases returned; trains nothing.
 
     Returns the report as JSON-able values (what report.json holds).
@@ -196,7 +196,7 @@ def write_report(prepared: Prepared, state: RunState, console: Console, started:
     if evaluation is not None:
         report["evaluation"] = evaluation  # the evaluate phase's own result (the record holds an equal copy)
     atomic_write(out / "report.md", render_markdown(report))
-    console.print(f"[bold green]Done[/] in {seconds:.0f} s: {len(synthetic)} pairs in {out / 'synthetic'}, report {out / 'report.md'}")
+    reporter.message(f"[bold green]Done[/] in {seconds:.0f} s: {len(synthetic)} pairs in {escape(str(out / 'synthetic'))}, report {escape(str(out / 'report.md'))}")
     return report
 
 

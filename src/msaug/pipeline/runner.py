@@ -25,8 +25,6 @@ from typing import Any
 
 import torch
 import yaml
-from rich.console import Console
-from rich.markup import escape
 
 from msaug.data import Split, load_dataset, sample_ids, split_dataset
 from msaug.errors import CheckpointError, ConfigError, DataError
@@ -38,6 +36,7 @@ from msaug.pipeline.validate import check_before_training
 from msaug.pipeline.generate import GenerationResult, check_generate_out, generate
 from msaug.pipeline.runfolder import RESOLVED, clear_pairs_of_other_weights, drop_damaged_pairs, prepare_out_dir
 from msaug.plugins import Registries, get_registries
+from msaug.progress import PlainReporter, Reporter, escape
 from msaug.sample import Dataset, DataSpec, Sample, SubsetDataset, native_crops
 from msaug.stage import FitContext, Pairs
 from msaug.synthetic import SyntheticWriter
@@ -221,7 +220,7 @@ class RunState:
     test: Dataset | None = None
 
 
-def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Console, show_progress: bool) -> None:
+def fit_stages(prepared: Prepared, state: RunState, resume: bool, reporter: Reporter) -> None:
     from msaug.train import distributed
 
     config = prepared.config
@@ -236,17 +235,18 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Conso
             if problem is None:
                 info = load_stage(cs, folder)
                 cs.stage.to(state.device)
-                console.print(f"{head}: [green]done earlier[/], loaded {folder / 'stage.safetensors'}")
+                reporter.message(f"{head}: [green]done earlier[/], loaded {escape(str(folder / 'stage.safetensors'))}")
                 state.stage_info.append(info)
                 continue
             # only this stage is rebuilt; fit resumes from its last training checkpoint (the final step, for a finished stage)
             source = "its last training checkpoint" if (folder / "checkpoint" / "state.json").is_file() else "the start"
-            console.print(f"{head}: [yellow]{folder / 'stage.safetensors'}: {problem}[/]; rebuilding this stage from {source}")
+            reporter.message(f"{head}: [yellow]{escape(str(folder / 'stage.safetensors'))}: {escape(problem)}[/]; rebuilding this stage from {source}")
         what = f"{len(samples)} real {'patches' if config.data.crops else 'pairs'}"
         verb = f"fitting on {what}, budget {cs.budget}" if cs.stage.trainable else f"preparing from {what} (no training)"
-        console.print(f"{head}: {verb}")
+        reporter.message(f"{head}: {verb}")
         pairs = make_pairs(cs, samples, prepared.spec)
-        ctx = FitContext(out_dir=folder, device=state.device, seed=config.seed + cs.index, resume=resume, show_progress=show_progress)
+        ctx = FitContext(out_dir=folder, device=state.device, seed=config.seed + cs.index, resume=resume, show_progress=reporter.shows_progress,
+                         reporter=reporter)
         folder.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         summary = cs.stage.fit(pairs, cs.budget, ctx) or {}
@@ -257,18 +257,16 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, console: Conso
         distributed.barrier()
         info = read_json(folder / "stage.json")
         state.stage_info.append(info)
-        console.print(f"  finished in {seconds:.1f} s")
+        reporter.message(f"  finished in {seconds:.1f} s")
 
 
 def stage_hashes(state: RunState) -> dict[str, str]:
     return {f"{i + 1:02d}-{info['name']}": info["sha256"][:16] for i, info in enumerate(state.stage_info)}
 
 
-def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[int, int] | None, console: Console, show_progress: bool,
+def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[int, int] | None, reporter: Reporter,
                   synthetic_dir: Path | None = None) -> GenerationResult:
     """Generate the missing pairs of ``shard`` into ``synthetic_dir`` (default: the run's ``synthetic/``)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from msaug.train import distributed
 
     gen = prepared.config.generate
@@ -277,28 +275,20 @@ def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[
     writer = SyntheticWriter(synthetic_dir or state.out / "synthetic", product_spec(prepared), gen.bit_depth)
     damaged = drop_damaged_pairs(writer, lambda i: i < count and (i // gen.batch_size) % shard[1] == shard[0])
     if damaged:
-        console.print(f"[yellow]note:[/] {len(damaged)} file(s) in {writer.root} no longer matched the sha256 in the manifest and are "
-                      f"generated again: {escape(', '.join(damaged[:5]))}{' ...' if len(damaged) > 5 else ''}", highlight=False)
+        reporter.note(f"{len(damaged)} file(s) in {writer.root} no longer matched the sha256 in the manifest and are "
+                      f"generated again: {', '.join(damaged[:5])}{' ...' if len(damaged) > 5 else ''}")
     for cs in prepared.chain.stages:
         if hasattr(cs.stage, "eval"):
             cs.stage.eval()
-    with Progress(
-        TextColumn("[bold]generating[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=not show_progress, transient=False,
-    ) as bar:
-        task = bar.add_task("generate", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        result = generate(prepared.chain, writer, count, gen.batch_size, gen.seed, state.device, shard, stage_hashes(state), progress)
+    with reporter.task("generating") as bar:
+        result = generate(prepared.chain, writer, count, gen.batch_size, gen.seed, state.device, shard, stage_hashes(state), bar.update)
     distributed.barrier()
     if shard[1] > 1 and distributed.is_main():
         everything = writer.existing()
         if all(i in everything for i in range(count)):
             writer.finalize({i: everything[i] for i in range(count)})
             result.complete = True
-    console.print(
+    reporter.message(
         f"[bold]Generated[/] {result.written} pairs in {result.seconds:.1f} s"
         + (f" ({result.pairs_per_second:.1f} pairs/s)" if result.written else "")
         + (f", {result.skipped} already on disk" if result.skipped else "")
@@ -340,52 +330,58 @@ def default_out(prepared: Prepared) -> Path:
     return Path("runs") / f"{prepared.config.name}-{profile}"
 
 
-def run_pipeline(path: str | Path, options: RunOptions, console: Console | None = None) -> dict[str, Any]:
-    """Run a pipeline end to end; returns the report (also written to OUT/report.json)."""
+def run_pipeline(path: str | Path, options: RunOptions, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run a pipeline end to end; returns the report (also written to OUT/report.json).
+
+    Messages and bars go to ``reporter`` (default: plain lines on stderr); ``options.show_progress=False``
+    turns its bars off.
+    """
     from msaug.pipeline.evaluate import evaluate_run
     from msaug.pipeline.report import write_report
     from msaug.train import distributed
     from msaug.train.device import resolve_device
 
     started = time.monotonic()
-    console = console or Console(stderr=True)
+    reporter = reporter if reporter is not None else PlainReporter()
+    if not options.show_progress:
+        reporter = reporter.without_progress()
     overrides = dict(options.overrides)
     if options.seed is not None:
         overrides.update({"seed": options.seed, "generate.seed": options.seed})
     prepared = prepare(path, options.profile, options.sets, overrides=overrides)
     config = prepared.config
-    console.print(f"[bold]msaug[/] pipeline [cyan]{config.name}[/] — profile: [bold]{prepared.resolved.profile or '(none)'}[/]")
+    reporter.message(f"[bold]msaug[/] pipeline [cyan]{config.name}[/] — profile: [bold]{escape(prepared.resolved.profile or '(none)')}[/]")
     distributed.init_from_env()
     device = resolve_device(options.device)
     out = Path(options.out) if options.out else default_out(prepared)
     if distributed.is_main():
         for note in prepare_out_dir(out, resolved_yaml(prepared), config.name, options.resume, options.overwrite):
-            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+            reporter.note(note)
     distributed.barrier()
-    console.print(f"device: {device}; run folder: {out}")
+    reporter.message(f"device: {device}; run folder: {escape(str(out))}")
     state = RunState(out, device)
     split_data(prepared, state)
     assert state.train is not None and state.test is not None
     if len(state.train) < 1:
         raise DataError(f"dataset {config.data.dataset!r}: no training samples after the split")
-    console.print(f"data: {config.data.dataset}, {len(state.train)} train / {len(state.test)} test cases at {config.data.size} px")
-    fit_stages(prepared, state, options.resume, console, options.show_progress)
+    reporter.message(f"data: {escape(config.data.dataset)}, {len(state.train)} train / {len(state.test)} test cases at {config.data.size} px")
+    fit_stages(prepared, state, options.resume, reporter)
     if options.resume and distributed.is_main():
         note = clear_pairs_of_other_weights(out, stage_hashes(state))
         if note:
-            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+            reporter.note(note)
     distributed.barrier()
-    generate_step(prepared, state, config.generate.count, None, console, options.show_progress)
+    generate_step(prepared, state, config.generate.count, None, reporter)
     report: dict[str, Any] = {}
     if distributed.is_main():
-        evaluation = evaluate_run(prepared, state, console, options.show_progress) if config.evaluate is not None and options.evaluate else None
-        report = write_report(prepared, state, console, started, evaluation)
+        evaluation = evaluate_run(prepared, state, reporter, reporter.shows_progress) if config.evaluate is not None and options.evaluate else None
+        report = write_report(prepared, state, reporter, started, evaluation)
     distributed.shutdown()
     return report
 
 
 def generate_run(run_dir: str | Path, count: int | None, shard: tuple[int, int] | None, device: str = "auto",
-                 console: Console | None = None, show_progress: bool = True, out: str | Path | None = None) -> GenerationResult:
+                 reporter: Reporter | None = None, show_progress: bool = True, out: str | Path | None = None) -> GenerationResult:
     """``msaug generate``: more pairs (or a shard of them) from a finished run's checkpoints.
 
     They go into the run's ``synthetic/``, or into ``out``: a new folder, or a set an earlier call
@@ -394,7 +390,9 @@ def generate_run(run_dir: str | Path, count: int | None, shard: tuple[int, int] 
     from msaug.train import distributed
     from msaug.train.device import resolve_device
 
-    console = console or Console(stderr=True)
+    reporter = reporter if reporter is not None else PlainReporter()
+    if not show_progress:
+        reporter = reporter.without_progress()
     run_dir = Path(run_dir)
     resolved = run_dir / RESOLVED
     if not resolved.is_file():
@@ -414,6 +412,6 @@ def generate_run(run_dir: str | Path, count: int | None, shard: tuple[int, int] 
     if target.is_dir():
         remove_stale_temp_files(target)  # half-written files of a killed msaug generate
     n = prepared.config.generate.count if count is None else count
-    result = generate_step(prepared, state, n, shard, console, show_progress, target)
+    result = generate_step(prepared, state, n, shard, reporter, target)
     distributed.shutdown()
     return result

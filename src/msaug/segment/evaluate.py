@@ -30,6 +30,7 @@ import torch
 from msaug.data import sample_ids
 from msaug.errors import ConfigError, DataError
 from msaug.io import read_json, write_json
+from msaug.progress import Reporter
 from msaug.segment.config import NEEDS_SYNTHETIC, EvaluateConfig, SegmenterConfig
 from msaug.resize import harden, resize_image
 from msaug.sample import Dataset, DataSpec, native_crops, native_view
@@ -229,6 +230,7 @@ def evaluate_pipeline(
     seed: int,
     show_progress: bool = True,
     inception_weights: str | Path | None = None,
+    reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Run the configured protocols and quality checks; return a JSON-able result.
 
@@ -238,7 +240,8 @@ def evaluate_pipeline(
     sample id to its QC Dice, for the manifest (:func:`msaug.segment.qc.annotate_manifest`).
     Synthetic pairs stay at the size they were generated at and are enlarged to the
     segmenter's square batch by batch; quality figures compare them with the real training
-    cases at that same size.
+    cases at that same size. The segmenters' progress bars go to ``reporter`` (default: plain
+    lines on stderr).
     """
     out_dir = Path(out_dir)
     device = torch.device(device)
@@ -266,7 +269,8 @@ def evaluate_pipeline(
     if synthetic is not None and has_synthetic:  # kept at the size it was generated at
         quality_size = synthetic.spec.size
         synth_all = to_tensors(synthetic, quality_size, what="synthetic data")
-    settings = TrainSettings(steps=seg.steps, batch_size=seg.batch_size, lr=seg.lr, seed=seed, show_progress=show_progress)
+    settings = TrainSettings(steps=seg.steps, batch_size=seg.batch_size, lr=seg.lr, seed=seed, show_progress=show_progress,
+                             **({} if reporter is None else {"reporter": reporter}))
     weights = str(seg.weights) if seg.weights else None
 
     protocols = list(dict.fromkeys(config.protocols))

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from msaug.progress import PlainReporter, Reporter
 from msaug.train import distributed
 from msaug.segment.data import Augmentation, SegmentationTensors, at_size, random_crops
 from msaug.segment.inference import padded_forward
@@ -48,6 +49,8 @@ class TrainSettings:
     seed: int = 0
     show_progress: bool = True
     description: str = "segmenter"
+    #: where the progress bar goes (``show_progress=False``: none); plain lines on stderr unless the caller passes its own
+    reporter: Reporter = field(default_factory=PlainReporter)
 
 
 @dataclass
@@ -98,17 +101,6 @@ def validation_dice(segmenter: Segmenter, val: SegmentationTensors, batch_size: 
     return float(dice_per_image(pred, val.labels, fg, val.roi).mean())
 
 
-def _progress(enabled: bool, description: str, total: int):  # type: ignore[no-untyped-def]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(), disable=not enabled, transient=False,
-    )
-    task = progress.add_task(description, total=total, info="")
-    return progress, task
-
-
 def train_segmenter(
     segmenter: Segmenter,
     sources: Sequence[tuple[SegmentationTensors, float]],
@@ -144,8 +136,8 @@ def train_segmenter(
     best_dice, best_step, loss_value = None, 0, float("nan")
     history: list[dict[str, float]] = []
     started = time.monotonic()
-    progress, task = _progress(settings.show_progress and rank == 0, settings.description, settings.steps)
-    with progress:
+    reporter = settings.reporter if settings.show_progress and rank == 0 else settings.reporter.without_progress()
+    with reporter.task(settings.description, settings.steps, details=True) as progress:
         for step in range(1, settings.steps + 1):
             model.train()
             parts = []
@@ -174,7 +166,7 @@ def train_segmenter(
                     best_dice, best_step = dice, step
                     best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
             shown = f"loss {loss_value:.3f}" + (f"  val Dice {best_dice:.3f}" if best_dice is not None else "")
-            progress.update(task, advance=1, info=shown)
+            progress.update(step, details=shown)
     if best_state is not None:
         model.load_state_dict(best_state)
     else:

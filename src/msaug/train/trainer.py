@@ -30,6 +30,7 @@ from msaug.nn.augment import diff_augment
 from msaug.nn.discriminators import Features
 from msaug.nn.ema import ema_model
 from msaug.nn.losses import LossKind, discriminator_loss, feature_matching_loss, generator_loss, r1_penalty
+from msaug.progress import escape
 from msaug.stage import Budget, FitContext
 from msaug.train import distributed
 from msaug.train.checkpoint import (
@@ -367,9 +368,7 @@ class GanTrainer:
         )
         log.warning(msg)
         if self.main:
-            from msaug.console import make_console
-
-            make_console(stderr=True).print(f"[yellow]warning:[/] {msg}")
+            self.ctx.reporter.warning(msg)
         self._write_metrics({"step": snapshot.step, "event": "rollback", "failed_step": failed_at, "reason": reason})
 
     def fit(self, budget: Budget) -> dict[str, Any]:
@@ -447,24 +446,14 @@ class GanTrainer:
         if not (self.ctx.show_progress and self.main):
             yield lambda step, last: callback(step, budget.steps, last) if callback else None
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[stats]}"),
-            transient=False,
-        ) as progress:
-            task = progress.add_task(self.out_dir.name, total=budget.steps, completed=self.state.step, stats="")
+        with self.ctx.reporter.task(escape(self.out_dir.name), budget.steps, completed=self.state.step, clock="elapsed", details=True) as task:
 
             def advance(step: int, last: dict[str, float]) -> None:
                 stats = "  ".join(
                     f"{k.replace('_loss', '')} {v:.3g}" if k != "images_per_second" else f"{v:.1f} img/s"
                     for k, v in last.items()
                 )
-                progress.update(task, completed=step, stats=stats)
+                task.update(step, details=stats)
                 if callback:
                     callback(step, budget.steps, last)
 
