@@ -135,3 +135,81 @@ def test_compare_two_arms_end_to_end(tmp_path, shapes_dir):
     # resume: nothing is rerun
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0 and again.stderr.count("done earlier") == 4
+
+
+def _result(dice: dict[str, tuple[float, float]], seconds: dict[str, float]) -> dict:
+    """A comparison's report as compare() returns it, reduced to what the curve reads."""
+    summary = {arm: {"quality": {"synth": {"dice": {"mean": m, "std": s, "n": 2}}},
+                     "cost": {"train_seconds": {"mean": seconds[arm], "std": 1.0, "n": 2}},
+                     "realism": {"qc_mean_dice": {"mean": 0.5, "std": 0.0, "n": 2}}} for arm, (m, s) in dice.items()}
+    return {"summary": summary, "protocols": ["real", "synth"], "verdict": {"headline_protocol": "synth"}, "seeds": 2,
+            "domain": "xray", "profile": "quick", "train_fraction": 1.0}
+
+
+def test_budget_curve_says_which_budget_reaches_the_other_arms_best():
+    from msaug.bench.compare import budget_curve, render_curve
+
+    points = [
+        {"budget": "60s", "folder": "f60", "result": _result({"multi": (0.80, 0.01), "single": (0.60, 0.01)}, {"multi": 61, "single": 60})},
+        {"budget": "120s", "folder": "f120", "result": _result({"multi": (0.82, 0.01), "single": (0.70, 0.01)}, {"multi": 121, "single": 122})},
+        {"budget": "240s", "folder": "f240", "result": _result({"multi": (0.83, 0.01), "single": (0.79, 0.01)}, {"multi": 240, "single": 241})},
+    ]
+    curve = budget_curve(points)
+    assert curve["protocol"] == "synth" and curve["budgets"] == ["60s", "120s", "240s"]
+    assert [p["dice"]["mean"] for p in curve["series"]["single"]] == [0.60, 0.70, 0.79]
+    assert [p["train_seconds"]["mean"] for p in curve["series"]["multi"]] == [61, 121, 240]
+    # multi's first point (0.80 ± 0.01) is within the spread of single's best (0.79 ± 0.01): 241 s / 61 s
+    assert curve["reading"][0] == ("multi reaches single's best synth Dice (0.790 at 240s, 241 s of training) at 60s "
+                                   "(61 s; 3.95x the other's training time) within the seed spread")
+    assert curve["reading"][1] == "single does not reach multi's best synth Dice (0.830 at 240s, 240 s of training) within the budgets measured"
+    text = render_curve(curve)
+    assert "| 120s | 0.820 ± 0.010 | 121 ± 1 | 0.700 ± 0.010 | 122 ± 1 |" in text
+    assert "![cost to quality](curve.png)" in text
+
+
+def test_compare_budgets_runs_one_comparison_per_budget_and_writes_the_curve(tmp_path, monkeypatch):
+    import sys
+
+    from msaug.bench.compare import CompareOptions, compare_budgets
+
+    cmp = sys.modules["msaug.bench.compare"]  # the package re-exports a function named compare
+    a, b = arms(tmp_path)
+    seen = []
+
+    def fake_compare(options, reporter=None):
+        seen.append((options.budget, options.out))
+        value = {"2": 0.5, "4": 0.7}[options.budget]
+        return _result({a.stem: (value, 0.0), b.stem: (value - 0.1, 0.0)}, {a.stem: float(options.budget), b.stem: float(options.budget)})
+
+    monkeypatch.setattr(cmp, "compare", fake_compare)
+    options = CompareOptions([str(a), str(b)], out=tmp_path / "curve", show_progress=False)
+    curve = compare_budgets(options, ["4", "2"])
+    assert seen == [("2", tmp_path / "curve" / "budget-2steps"), ("4", tmp_path / "curve" / "budget-4steps")]
+    assert json.loads((tmp_path / "curve" / "curve.json").read_text())["budgets"] == ["2", "4"]
+    assert (tmp_path / "curve" / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| 4 | 0.700 ± 0.000 | 4 ± 1 | 0.600 ± 0.000 | 4 ± 1 |" in (tmp_path / "curve" / "curve.md").read_text()
+    assert curve["reading"] == [
+        "two-step reaches one-step's best synth Dice (0.600 at 4, 4 s of training) at 4 (4 s; 1.00x the other's training time)",
+        "one-step does not reach two-step's best synth Dice (0.700 at 4, 4 s of training) within the budgets measured",
+    ]
+
+
+@pytest.mark.parametrize(("budgets", "message"), [
+    (["600s"], "give at least two budgets"),
+    (["60s", "2000"], "all in seconds (120s) or all in steps (2000), not both"),
+    (["60s", "60s"], "each budget once"),
+    (["60s", "soon"], "--budget 'soon': expected seconds like 600s or steps like 2000"),
+])
+def test_compare_budgets_refuses_bad_budget_lists(tmp_path, budgets, message):
+    from msaug.bench.compare import CompareOptions, compare_budgets
+
+    a, b = arms(tmp_path)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        compare_budgets(CompareOptions([str(a), str(b)], out=tmp_path / "x", show_progress=False), budgets)
+    assert not (tmp_path / "x").exists()
+
+
+def test_compare_cli_refuses_budget_with_budgets(tmp_path):
+    a, b = arms(tmp_path)
+    result = CliRunner().invoke(cli, ["compare", str(a), str(b), "--budget", "60s", "--budgets", "60s,120s", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--budget and --budgets exclude each other" in " ".join(result.stderr.split())

@@ -266,24 +266,30 @@ def generate_cmd(run_dir: Path, count: int | None, shard: str | None, out: Path 
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per arm (mean ± std over them).")
 @click.option("--train-fraction", type=float, default=1.0, show_default=True, help="Share of the real training split used (0.1: the low-data experiment).")
 @click.option("--budget", default=None, help="Total training budget per arm: seconds (600s) or steps (2000). Default: the pipelines' own.")
+@click.option("--budgets", default=None, help="Comma list of total budgets (120s,240s,480s): one comparison each, and the cost-to-quality "
+              "curve (OUT/curve.md, curve.png; OUT defaults to runs/compare-<domain>-<profile>-budgets).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: runs/compare-<domain>-<profile>).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a key in every arm (repeatable).")
 @click.option("--protocols", default=None, help="Comma list of segmentation protocols (default: all, as msaug segment train --help lists them).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(arms: tuple[str, ...], domain: str, profile: str | None, seeds: int, train_fraction: float, budget: str | None,
-                out: Path | None, device: str, sets: tuple[str, ...], protocols: str, quiet: bool) -> None:
+                budgets: str | None, out: Path | None, device: str, sets: tuple[str, ...], protocols: str, quiet: bool) -> None:
     """Compare generation pipelines on the same data and budget (e.g. msaug compare single multi).
 
     Each arm is `single` (pipelines/<domain>-single.yaml), `multi` (pipelines/<domain>.yaml),
     `classic` (pipelines/examples/classic.yaml) or a pipeline YAML path.
     """
-    from msaug.bench.compare import CompareOptions, compare
+    from msaug.bench.compare import CompareOptions, compare, compare_budgets
 
     options = CompareOptions(list(arms), domain, profile, seeds, train_fraction, budget, out, device, list(sets), show_progress=not quiet)
     if protocols is not None:
         options.protocols = [p.strip() for p in protocols.split(",") if p.strip()]
-    compare(options, RichReporter(console, progress=not quiet))
+    reporter = RichReporter(console, progress=not quiet)
+    if budgets is not None:
+        compare_budgets(options, [b for b in budgets.split(",") if b.strip()], reporter)
+    else:
+        compare(options, reporter)
 
 
 @cli.group(cls=MsaugGroup)

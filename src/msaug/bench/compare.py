@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +315,14 @@ def verdict(summary: dict[str, dict[str, Any]], headline: str = "synth") -> dict
     return out
 
 
+def profile_and_out(options: CompareOptions, paths: dict[str, Path], suffix: str = "") -> tuple[str | None, Path]:
+    """The profile every arm runs (the option, else the first arm's default) and the output folder."""
+    from msaug.pipeline.config import load_pipeline
+
+    profile = options.profile or load_pipeline(next(iter(paths.values()))).profile
+    return profile, options.out or Path("runs") / f"compare-{options.domain}-{profile or 'default'}{suffix}"
+
+
 def compare(options: CompareOptions, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the comparison; returns the report (also written to OUT/report.json); messages and the table go to ``reporter``."""
     from msaug.pipeline.config import load_pipeline
@@ -335,8 +343,7 @@ def compare(options: CompareOptions, reporter: Reporter | None = None) -> dict[s
     names = {arm: (arm if arm in ALIASES else Path(arm).stem) for arm in options.arms}
     if len(set(names.values())) != len(names):
         raise ConfigError(f"arms must have distinct names, got {list(names.values())}")
-    profile = options.profile or load_pipeline(next(iter(paths.values()))).profile
-    out = options.out or Path("runs") / f"compare-{options.domain}-{profile or 'default'}"
+    profile, out = profile_and_out(options, paths)
     out.mkdir(parents=True, exist_ok=True)
     reporter.message(f"[bold]msaug compare[/] {escape(' vs '.join(names.values()))} — domain {escape(options.domain)}, profile {escape(str(profile))}, "
                      f"{options.seeds} seeds, out {escape(str(out))}")
@@ -462,3 +469,109 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines += [format_stage_summary(result["summary"][a]["stages"], a) for a in staged]
     return "\n".join(lines)
 
+
+
+# --- the cost-to-quality curve: one comparison per total training budget ----------------------------
+
+
+def compare_budgets(options: CompareOptions, budgets: list[str], reporter: Reporter | None = None) -> dict[str, Any]:
+    """:func:`compare` once per total training budget (``OUT/budget-<b>/``), then the curve of quality against cost.
+
+    Each budget is a full comparison (same seeds, same real split, same segmenter), so its
+    folder resumes like any comparison. ``OUT/curve.json``, ``curve.md`` and ``curve.png`` hold,
+    per arm and budget, the headline protocol's Dice (mean ± std over seeds) against the
+    training seconds actually spent, and say at which budget each arm reaches the other arms'
+    best quality.
+    """
+    reporter = reporter if reporter is not None else PlainReporter(progress=options.show_progress)
+    if options.budget is not None:
+        raise ConfigError("--budget and --budgets exclude each other; give the budgets as --budgets 120s,240s,480s")
+    if len(budgets) < 2:
+        raise ConfigError(f"--budgets {','.join(budgets)}: give at least two budgets, e.g. --budgets 120s,240s,480s")
+    parsed = [(text.strip(), *parse_budget(text)) for text in budgets]
+    if len({unit for _, unit, _ in parsed}) > 1:
+        raise ConfigError(f"--budgets {','.join(budgets)}: all in seconds (120s) or all in steps (2000), not both")
+    if len({value for _, _, value in parsed}) != len(parsed):
+        raise ConfigError(f"--budgets {','.join(budgets)}: each budget once")
+    paths = {arm: resolve_arm(arm, options.domain) for arm in options.arms}
+    _, out = profile_and_out(options, paths, "-budgets")
+    points: list[dict[str, Any]] = []
+    for text, unit, value in sorted(parsed, key=lambda b: b[2]):
+        folder = out / f"budget-{value:g}{'s' if unit == 'seconds' else 'steps'}"
+        reporter.message(f"[bold]budget {escape(text)}[/] ({unit}): {escape(str(folder))}")
+        result = compare(replace(options, budget=text, out=folder), reporter)
+        points.append({"budget": text, "unit": unit, "value": value, "folder": str(folder), "result": result})
+    curve = budget_curve(points)
+    write_json(out / "curve.json", curve)
+    atomic_write(out / "curve.md", render_curve(curve))
+    from msaug.bench.plots import curve_chart
+
+    atomic_write(out / "curve.png", curve_chart(curve))
+    for line in curve["reading"]:
+        reporter.message(f"[bold]curve[/]: {escape(line)}")
+    return curve
+
+
+def budget_curve(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per arm, (training seconds, Dice) at every budget, and which budget reaches the other arms' best Dice."""
+    first = points[0]["result"]
+    protocol = first["verdict"]["headline_protocol"]
+    arms = list(first["summary"])
+    series: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    for point in points:
+        for arm in arms:
+            s = point["result"]["summary"][arm]
+            series[arm].append({
+                "budget": point["budget"],
+                "train_seconds": s["cost"]["train_seconds"],
+                "dice": s["quality"][protocol]["dice"],
+                "qc_mean_dice": s["realism"].get("qc_mean_dice"),
+            })
+    reading = []
+    for arm in arms:
+        for other in arms:
+            if other == arm:
+                continue
+            best = max(series[other], key=lambda p: p["dice"]["mean"] if p["dice"]["mean"] is not None else -1)
+            if best["dice"]["mean"] is None:
+                continue
+            target, spread = best["dice"]["mean"], best["dice"]["std"] or 0.0
+            reached = next((p for p in series[arm] if p["dice"]["mean"] is not None
+                            and p["dice"]["mean"] >= target - spread - (p["dice"]["std"] or 0.0)), None)
+            where = (f"{other}'s best {protocol} Dice ({target:.3f} at {best['budget']}, "
+                     f"{best['train_seconds']['mean']:.0f} s of training)")
+            if reached is None:
+                reading.append(f"{arm} does not reach {where} within the budgets measured")
+            else:
+                ratio = best["train_seconds"]["mean"] / reached["train_seconds"]["mean"] if reached["train_seconds"]["mean"] else float("nan")
+                reading.append(f"{arm} reaches {where} at {reached['budget']} ({reached['train_seconds']['mean']:.0f} s; "
+                               f"{ratio:.2f}x the other's training time)" + (" within the seed spread" if spread else ""))
+    return {"protocol": protocol, "seeds": first["seeds"], "domain": first["domain"], "profile": first["profile"],
+            "train_fraction": first["train_fraction"], "budgets": [p["budget"] for p in points],
+            "folders": {p["budget"]: p["folder"] for p in points}, "series": series, "reading": reading}
+
+
+def render_curve(curve: dict[str, Any]) -> str:
+    arms = list(curve["series"])
+    head = "| budget | " + " | ".join(f"{a}: Dice, {curve['protocol']} | {a}: training s" for a in arms) + " |"
+    rows = [head, "|---|" + "---|---|" * len(arms)]
+    for i, budget in enumerate(curve["budgets"]):
+        cells = []
+        for a in arms:
+            p = curve["series"][a][i]
+            cells += [_pm(p["dice"]), _pm(p["train_seconds"], ".0f")]
+        rows.append(f"| {budget} | " + " | ".join(cells) + " |")
+    return "\n".join([
+        f"# msaug compare: cost to quality, {' vs '.join(arms)}",
+        "",
+        f"- domain: {curve['domain']}; profile: {curve['profile']}; seeds: {curve['seeds']}; train fraction: {curve['train_fraction']}",
+        f"- quality: mean foreground Dice of the `{curve['protocol']}` protocol on the real test split (mean ± std over seeds)",
+        "- each budget is a full comparison in its own folder: " + "; ".join(f"{b}: `{f}`" for b, f in curve["folders"].items()),
+        "",
+        *rows,
+        "",
+        *(f"- {line}" for line in curve["reading"]),
+        "",
+        "![cost to quality](curve.png)",
+        "",
+    ])

@@ -92,3 +92,44 @@ def write_plots(out: Path, result: dict[str, Any], records: dict[str, list[Any]]
     blob = side_by_side(grids)
     if blob:
         atomic_write(out / "samples.png", blob)
+
+
+def curve_chart(curve: dict[str, Any], size: tuple[int, int] = (720, 400)) -> bytes:
+    """Quality against training seconds: one line per arm, a point per budget with its seed spread."""
+    w, h = size
+    img = PILImage.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    left, right, top, bottom = 60, w - 150, 30, h - 40
+    draw.text((left, 8), f"{curve['protocol']} Dice on the real test split against training seconds (mean ± std over seeds)", fill=(0, 0, 0))
+    draw.line([(left, top), (left, bottom), (right, bottom)], fill=(0, 0, 0))
+    points = [(p["train_seconds"]["mean"], p["dice"]["mean"], p["dice"]["std"] or 0.0)
+              for series in curve["series"].values() for p in series if p["dice"]["mean"] is not None and p["train_seconds"]["mean"]]
+    if points:
+        x_max = max(x for x, _, _ in points) * 1.05
+        y_lo = max(0.0, min(y - s for _, y, s in points) - 0.02)
+        y_hi = min(1.0, max(y + s for _, y, s in points) + 0.02)
+        y_hi = y_hi if y_hi > y_lo else y_lo + 0.1
+        draw.text((4, top), f"{y_hi:.3f}", fill=(0, 0, 0))
+        draw.text((4, bottom - 10), f"{y_lo:.3f}", fill=(0, 0, 0))
+        draw.text((right - 60, bottom + 6), f"{x_max:.0f} s", fill=(0, 0, 0))
+        draw.text((left, bottom + 6), "0 s", fill=(0, 0, 0))
+
+        def at(x: float, y: float) -> tuple[float, float]:
+            return left + x / x_max * (right - left), bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top)
+
+        for s, (name, series) in enumerate(curve["series"].items()):
+            colour = tuple(int(c) for c in PALETTE[s % len(PALETTE)])
+            xy = [(p["train_seconds"]["mean"], p["dice"]["mean"], p["dice"]["std"] or 0.0) for p in series
+                  if p["dice"]["mean"] is not None and p["train_seconds"]["mean"]]
+            if len(xy) > 1:
+                draw.line([at(x, y) for x, y, _ in xy], fill=colour, width=2)
+            for x, y, spread in xy:
+                cx, cy = at(x, y)
+                draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=colour)
+                if spread:
+                    draw.line([at(x, y - spread), at(x, y + spread)], fill=colour, width=1)
+            draw.rectangle([right + 10, top + 16 * s, right + 20, top + 16 * s + 10], fill=colour)
+            draw.text((right + 26, top + 16 * s), name, fill=(0, 0, 0))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
