@@ -64,15 +64,18 @@ def test_disk_full_keeps_finished_pairs_and_resume_completes(classic_yaml, tmp_p
     reference = tmp_path / "reference"
     run_pipeline(classic_yaml, RunOptions(out=reference, profile="quick", show_progress=False))
     out = tmp_path / "run"
-    real_fsync, calls = os.fsync, {"n": 0}
+    import tempfile
 
-    def fsync(fd):
-        calls["n"] += 1
-        if calls["n"] > 14:  # the disk fills up in the middle of generation
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_fsync(fd)
+    real_mkstemp, calls = tempfile.mkstemp, {"n": 0}
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    def mkstemp(*args, **kwargs):
+        if Path(kwargs.get("dir", ".")).name == "images":
+            calls["n"] += 1
+            if calls["n"] > 5:  # the disk fills up in the middle of generation, at the sixth image file
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     result = CliRunner().invoke(cli, ["pipeline", "run", str(classic_yaml), "--out", str(out), "--quiet"])
     assert result.exit_code == 2
     assert "No space left on device" in result.stderr and "rerun with --resume" in result.stderr
@@ -83,7 +86,7 @@ def test_disk_full_keeps_finished_pairs_and_resume_completes(classic_yaml, tmp_p
     assert 0 < len(partial) < 12
     for name, digest in partial.items():  # whatever was written is complete and correct
         assert pngs(reference / "synthetic")[name] == digest
-    monkeypatch.setattr(os, "fsync", real_fsync)
+    monkeypatch.setattr(tempfile, "mkstemp", real_mkstemp)
     result = CliRunner().invoke(cli, ["pipeline", "run", str(classic_yaml), "--out", str(out), "--quiet", "--resume"])
     assert result.exit_code == 0, result.output
     assert pngs(out / "synthetic") == pngs(reference / "synthetic")

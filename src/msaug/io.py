@@ -85,11 +85,14 @@ def _file_mode(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb", sync: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
 
     The file gets the mode a plain open would give it (mkstemp's 0600 would hide a shared
     dataset from colleagues), and an OS error while writing names ``path``, not the temporary file.
+    ``sync=False`` skips the fsync before the rename: a killed process still leaves either the
+    old file or the whole new one, but after a power loss the new one may be empty, so only files
+    whose content is checked on every resume (a sha256 in a manifest) should skip it.
     """
     path = Path(path)
     tmp = None
@@ -100,7 +103,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
@@ -178,7 +182,9 @@ def png_bytes(array: np.ndarray) -> bytes:
         raise ValueError(f"PNG needs uint8 grey/RGB or uint16 grey, got {array.dtype} {array.shape}")
     img = PILImage.fromarray(array)  # uint16 2-D arrays become mode I;16
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=4)
+    # zlib level 1: a generated 16-bit 128 px radiograph encodes in 1.6 ms instead of 2.8 ms at
+    # level 4, for files 5 % larger (label maps: 0.15 ms either way); encoding is on the generation path
+    img.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,35 +91,19 @@ def generate(
     written = skipped = 0
     extra = {"stages": dict(stage_hashes or {})}
 
-    def write_block(rows: list[tuple[int, int]], images: torch.Tensor, labels: torch.Tensor) -> list[dict[str, Any]]:
+    for block in blocks:
+        indices = list(range(block * batch_size, min(count, (block + 1) * batch_size)))
+        rows = [(row, i) for row, i in enumerate(indices) if i not in existing]
+        skipped += len(indices) - len(rows)
+        if not rows:
+            continue
+        images, labels = run_chain(chain, indices, seed, device)
         entries = [writer.write_pair(i, images[row], labels[row], seed, extra) for row, i in rows]
         writer.append_manifest(entries, manifest_name)  # after the files: a listed pair is always on disk
-        return entries
-
-    def written_block(entries: list[dict[str, Any]]) -> None:
-        nonlocal written
         existing.update({e["index"]: e for e in entries})
         written += len(entries)
         if progress is not None:
             progress(written, todo_total)
-
-    # One block is encoded and written by a worker thread while the chain computes the next
-    # (PNG encoding and file I/O release the GIL). At most one block waits, and leaving this
-    # block (an error, a kill's KeyboardInterrupt) first finishes it, manifest line included.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="msaug-write") as pool:
-        pending: Future[list[dict[str, Any]]] | None = None
-        for block in blocks:
-            indices = list(range(block * batch_size, min(count, (block + 1) * batch_size)))
-            rows = [(row, i) for row, i in enumerate(indices) if i not in existing]
-            skipped += len(indices) - len(rows)
-            if not rows:
-                continue
-            images, labels = run_chain(chain, indices, seed, device)
-            if pending is not None:
-                written_block(pending.result())
-            pending = pool.submit(write_block, rows, images, labels)
-        if pending is not None:
-            written_block(pending.result())
     everything = writer.existing()
     complete = all(i in everything for i in range(count))
     if complete:
