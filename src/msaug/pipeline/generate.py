@@ -90,7 +90,6 @@ def generate(
     todo_total = sum(1 for b in blocks for i in range(b * batch_size, min(count, (b + 1) * batch_size)) if i not in existing)
     written = skipped = 0
     extra = {"stages": dict(stage_hashes or {})}
-
     for block in blocks:
         indices = list(range(block * batch_size, min(count, (block + 1) * batch_size)))
         rows = [(row, i) for row, i in enumerate(indices) if i not in existing]

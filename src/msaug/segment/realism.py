@@ -80,7 +80,11 @@ def inception_kind(weights: str | Path) -> str:
     Raises :class:`~msaug.errors.CheckpointError` naming the file when it is neither.
     """
     path = Path(weights)
-    rows = int(_inception_state(path)["fc.weight"].shape[0])
+    return _kind(path, _inception_state(path))
+
+
+def _kind(path: Path, state: dict[str, torch.Tensor]) -> str:
+    rows = int(state["fc.weight"].shape[0])
     if rows == REFERENCE_LOGITS:
         return "reference"
     if rows == 1000:
@@ -101,13 +105,14 @@ class ReferenceInceptionFeatures(nn.Module):
     def __init__(self, weights: str | Path):
         super().__init__()
         path = Path(weights)
-        if inception_kind(path) != "reference":
-            raise CheckpointError(f"{path}: torchvision's Inception weights, not the FID reference network's")
         try:
             from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
         except ImportError:
             raise ConfigError(f"{path}: FID with the reference network needs the torch-fidelity package: pip install 'msaug[fid]'") from None
-        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
+        try:  # torch-fidelity reads the file itself (strictly: other weights do not load)
+            self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
+        except (OSError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: not the FID reference network's weights ({type(exc).__name__}: {str(exc)[:200]})") from None
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -117,15 +122,23 @@ class ReferenceInceptionFeatures(nn.Module):
         return self.net(x)[0].double()
 
 
+def inception_features(weights: str | Path) -> tuple[nn.Module, str]:
+    """The feature network a local Inception weights file holds, and its kind (:func:`inception_kind`); the file is read once here."""
+    path = Path(weights)
+    state = _inception_state(path)
+    kind = _kind(path, state)
+    return (ReferenceInceptionFeatures(path) if kind == "reference" else InceptionFeatures(path, state)), kind
+
+
 class InceptionFeatures(nn.Module):
     """torchvision's Inception v3 with weights from a local file; 2048-d pool features (not the FID network)."""
 
-    def __init__(self, weights: str | Path):
+    def __init__(self, weights: str | Path, state: dict[str, torch.Tensor] | None = None):
         super().__init__()
         from torchvision.models import inception_v3
 
         path = Path(weights)
-        state = _inception_state(path)
+        state = _inception_state(path) if state is None else state  # already read by inception_features
         net = inception_v3(weights=None, aux_logits=True, init_weights=False)
         try:
             missing, _ = net.load_state_dict(state, strict=False)
@@ -184,11 +197,11 @@ def image_realism(
             }
         )
     if inception_weights is not None:
-        if inception_kind(inception_weights) == "reference":
-            d = _distances(ReferenceInceptionFeatures(inception_weights), real, synthetic, real.shape[1])
+        features, kind = inception_features(inception_weights)
+        d = _distances(features, real, synthetic, real.shape[1])
+        if kind == "reference":
             out.update({"fid": d["fd"], "kid": d["kid"], "kid_std": d["kid_std"]})
         else:
-            d = _distances(InceptionFeatures(inception_weights), real, synthetic, real.shape[1])
             out.update({"inception_fd": d["fd"], "inception_kid": d["kid"], "inception_kid_std": d["kid_std"],
                         "inception_network": "torchvision ImageNet Inception v3 (not the FID reference network: not comparable with published FID)"})
         out["inception_weights"] = str(inception_weights)

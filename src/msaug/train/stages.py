@@ -283,8 +283,8 @@ class GanStage(Stage):
         if self._layout != fmt:
             self.generator.to(memory_format=fmt)
             self._layout = fmt
-        args = [t.to(self.device).float().contiguous(memory_format=fmt) if t.dim() == 4 else t.to(self.device).float() for t in inputs]
-        return self.generator(*args).contiguous()
+        args = [t.to(self.device).float() for t in inputs]
+        return self.generator(*(t.contiguous(memory_format=fmt) if t.dim() == 4 else t for t in args)).contiguous()
 
     # ---- helpers
     def _label_spec(self, size: int) -> Label:
