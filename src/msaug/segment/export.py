@@ -102,9 +102,9 @@ def export_nnunet(
     ``real`` (the real training split) is merged in when given, as cases ``real_*``; its
     images are written at the synthetic data's bit depth. ``real_test`` (the held-out real
     cases) goes to ``imagesTs`` / ``labelsTs`` as cases ``test_*``: nnU-Net predicts
-    ``imagesTs`` and ignores ``labelsTs``, which holds their labels for scoring the predictions. Overlapping channels become
-    regions (see the module docstring); :func:`export_nnunet_split` writes them so that no
-    pixel loses a label.
+    ``imagesTs`` and ignores ``labelsTs``, which holds their labels for scoring the predictions.
+    Overlapping channels become regions (see the module docstring); :func:`export_nnunet_split`
+    writes them so that no pixel loses a label.
     """
     _check_id_and_name(dataset_id, name)
     description, entries = read_synthetic(synthetic_dir, qc_min_dice)
