@@ -36,7 +36,7 @@ def bar_chart(groups: list[str], series: dict[str, list[tuple[float | None, floa
             mean, std = vals[g]
             if mean is None:
                 continue
-            colour = tuple(int(c) for c in PALETTE[s % len(PALETTE)])
+            colour = _colour(s)
             bx = x0 + s * bar_w
             y = bottom - mean / ymax * (bottom - top)
             draw.rectangle([bx, y, bx + bar_w - 2, bottom], fill=colour)
@@ -46,13 +46,8 @@ def bar_chart(groups: list[str], series: dict[str, list[tuple[float | None, floa
                 draw.line([(cx, y_lo), (cx, y_hi)], fill=(0, 0, 0), width=2)
                 draw.line([(cx - 4, y_hi), (cx + 4, y_hi)], fill=(0, 0, 0), width=2)
                 draw.line([(cx - 4, y_lo), (cx + 4, y_lo)], fill=(0, 0, 0), width=2)
-    for s, name in enumerate(series):
-        colour = tuple(int(c) for c in PALETTE[s % len(PALETTE)])
-        draw.rectangle([right + 10, top + 16 * s, right + 20, top + 16 * s + 10], fill=colour)
-        draw.text((right + 26, top + 16 * s), name, fill=(0, 0, 0))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    _legend(draw, list(series), right, top)
+    return _png(img)
 
 
 def side_by_side(grids: dict[str, Path]) -> bytes | None:
@@ -69,9 +64,7 @@ def side_by_side(grids: dict[str, Path]) -> bytes | None:
         draw.text((4, y + 4), name, fill=(0, 0, 0))
         canvas.paste(im, (0, y + 20))
         y += im.height + 20
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    return buf.getvalue()
+    return _png(canvas)
 
 
 def write_plots(out: Path, result: dict[str, Any], records: dict[str, list[Any]]) -> None:
@@ -117,8 +110,8 @@ def curve_chart(curve: dict[str, Any], size: tuple[int, int] = (720, 400)) -> by
         def at(x: float, y: float) -> tuple[float, float]:
             return left + x / x_max * (right - left), bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top)
 
-        for s, (name, series) in enumerate(curve["series"].items()):
-            colour = tuple(int(c) for c in PALETTE[s % len(PALETTE)])
+        for s, series in enumerate(curve["series"].values()):
+            colour = _colour(s)
             xy = [(p["train_seconds"]["mean"], p["dice"]["mean"], p["dice"]["std"] or 0.0) for p in series
                   if p["dice"]["mean"] is not None and p["train_seconds"]["mean"]]
             if len(xy) > 1:
@@ -128,8 +121,22 @@ def curve_chart(curve: dict[str, Any], size: tuple[int, int] = (720, 400)) -> by
                 draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=colour)
                 if spread:
                     draw.line([at(x, y - spread), at(x, y + spread)], fill=colour, width=1)
-            draw.rectangle([right + 10, top + 16 * s, right + 20, top + 16 * s + 10], fill=colour)
-            draw.text((right + 26, top + 16 * s), name, fill=(0, 0, 0))
+        _legend(draw, list(curve["series"]), right, top)
+    return _png(img)
+
+
+def _colour(s: int) -> tuple[int, ...]:
+    return tuple(int(c) for c in PALETTE[s % len(PALETTE)])
+
+
+def _legend(draw: ImageDraw.ImageDraw, names: list[str], right: int, top: int) -> None:
+    """A colour swatch and the name of each series, right of the plot area."""
+    for s, name in enumerate(names):
+        draw.rectangle([right + 10, top + 16 * s, right + 20, top + 16 * s + 10], fill=_colour(s))
+        draw.text((right + 26, top + 16 * s), name, fill=(0, 0, 0))
+
+
+def _png(img: PILImage.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
