@@ -194,6 +194,57 @@ def test_compare_budgets_runs_one_comparison_per_budget_and_writes_the_curve(tmp
     ]
 
 
+def test_training_flops_sum_the_stages_and_a_trained_stage_without_them_is_unknown():
+    from msaug.bench.compare import training_flops
+    from msaug.pipeline.records import GenerationRecord, RunReport, StageBudget, StageRecord
+
+    def stage(name: str, summary: dict, budget: StageBudget | None) -> StageRecord:
+        return StageRecord(name=name, use="x", input=None, outputs=None, seconds=1.0, budget=budget, summary=summary, losses={})
+
+    def report(*stages: StageRecord) -> RunReport:
+        return RunReport.model_validate({
+            "pipeline": "p.yaml", "profile": None, "sets": [], "device": "cpu",
+            "data": {"dataset": "d", "size": 16, "train": 1, "test": 1, "classes": ["a"], "encoding": "multilabel"},
+            "stages": [s.model_dump() for s in stages], "generate": GenerationRecord(count=0, seconds=None, pairs_per_second=None, seed=0).model_dump(),
+            "label_metrics": {}, "seconds_total": 1.0})
+
+    labels = stage("labels", {"steps": 4, "train_flops": 2e12}, StageBudget(steps=4))
+    image = stage("image", {"steps": 4, "train_flops": 1e12}, StageBudget(steps=4))
+    kept = stage("real_labels", {}, None)  # trains nothing: adds nothing
+    assert training_flops(report(labels, kept, image)) == 3e12
+    uncounted = stage("plugin", {"steps": 10}, StageBudget(seconds=5))  # trained, did not count
+    assert training_flops(report(labels, uncounted)) is None
+
+
+def test_budget_curve_reads_training_flops_when_every_point_has_them():
+    from msaug.bench.compare import budget_curve, render_curve
+
+    def with_flops(result: dict, flops: dict[str, float]) -> dict:
+        for arm, value in flops.items():
+            result["summary"][arm]["cost"]["train_flops"] = {"mean": value, "std": 0.0, "n": 2}
+        return result
+
+    points = [
+        {"budget": "60s", "folder": "f60", "result": with_flops(_result({"multi": (0.80, 0.01), "single": (0.60, 0.01)}, {"multi": 61, "single": 60}),
+                                                            {"multi": 2e12, "single": 1e12})},
+        {"budget": "240s", "folder": "f240", "result": with_flops(_result({"multi": (0.83, 0.01), "single": (0.79, 0.01)}, {"multi": 240, "single": 241}),
+                                                              {"multi": 8e12, "single": 5e12})},
+    ]
+    curve = budget_curve(points)
+    assert curve["flops_counted"] is True
+    assert [p["train_flops"]["mean"] for p in curve["series"]["single"]] == [1e12, 5e12]
+    # multi at 60 s (2 TFLOPs) reaches single's best (at 5 TFLOPs): 2.5x fewer
+    assert curve["reading"][0] == ("multi reaches single's best synth Dice (0.790 at 240s, 241 s of training) at 60s "
+                                   "(61 s; 3.95x the other's training time, 2 TFLOPs: 2.50x the other's training FLOPs) within the seed spread")
+    text = render_curve(curve)
+    assert "| 60s | 0.800 ± 0.010 | 61 ± 1 | 0.600 ± 0.010 | 60 ± 1 | 2 ± 0 | 1 ± 0 |" in text
+    assert "![cost to quality, FLOPs](curve-flops.png)" in text
+    from msaug.bench.plots import curve_chart
+
+    assert curve_chart(curve, x_key="train_flops")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert curve_chart(curve, x_key="train_flops") != curve_chart(curve)
+
+
 @pytest.mark.parametrize(("budgets", "message"), [
     (["600s"], "give at least two budgets"),
     (["60s", "2000"], "all in seconds (120s) or all in steps (2000), not both"),

@@ -103,3 +103,38 @@ def test_engine_plugin_registers_the_four_families(spec: DataSpec) -> None:
     assert shown["gan.translator"] == ("Label(3 classes, 16 px, index)", ["Image(1 ch, 16 px)"])
     assert shown["gan.joint"] == ("Noise(128)", ["Image(1 ch, 16 px)", "Label(3 classes, 16 px, index)"])
     assert all(registry.entry(n).description for n in registry.names())
+
+
+def test_training_flops_are_counted_per_step_kind_and_cover_every_step(spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    stage = LabelGeneratorStage({**QUICK, "r1_gamma": 1.0, "r1_every": 4}, spec)
+    summary = stage.fit(Pairs(Noise(128), spec.label, None, labels), Budget(steps=6), FitContext(tmp_path, show_progress=False))
+    trainer = stage.trainer
+    counted = {}
+    for step in (0, 1):  # step 0 runs the lazy R1 penalty, step 1 does not
+        trainer.state.step = step
+        with FlopCounterMode(display=False) as mode:
+            trainer.train_step(*trainer.sample_batch())
+        counted[step] = mode.get_total_flops()
+    assert counted[0] > counted[1] > 0
+    # steps 0 and 4 run R1, the other four do not
+    assert summary["train_flops"] == 2 * counted[0] + 4 * counted[1]
+    assert summary["flops_per_step"] == counted[1]
+
+
+def test_counting_flops_leaves_the_trained_weights_unchanged(spec: DataSpec, labels: torch.Tensor, tmp_path: Path, monkeypatch) -> None:
+    import contextlib
+
+    from msaug.train.flops import StepFlops
+
+    def fit(folder: Path) -> dict[str, torch.Tensor]:
+        stage = LabelGeneratorStage(QUICK, spec)
+        stage.fit(Pairs(Noise(128), spec.label, None, labels), Budget(steps=3), FitContext(folder, show_progress=False))
+        return {k: v.clone() for k, v in stage.generator.state_dict().items()}
+
+    counted = fit(tmp_path / "counted")
+    monkeypatch.setattr(StepFlops, "counting", lambda self, step: contextlib.nullcontext())
+    plain = fit(tmp_path / "plain")
+    assert counted.keys() == plain.keys()
+    assert all(torch.equal(counted[k], plain[k]) for k in counted)

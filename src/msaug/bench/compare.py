@@ -183,6 +183,22 @@ def cost_figures(run_dir: Path, device: str = "cpu", batch: int = 4) -> CostFigu
                        cuda_max_allocated_mb=peak_cuda)
 
 
+def training_flops(report: RunReport) -> float | None:
+    """FLOPs the run's stages trained with (each stage's ``train_flops``, counted by the trainer).
+
+    A stage that trained (it took steps or had a budget) without counting them makes the total
+    unknown (``None``); a stage that trains nothing (e.g. ``core.real_labels``) adds nothing.
+    """
+    total = 0.0
+    for st in report.stages:
+        flops = st.summary.get("train_flops")
+        if isinstance(flops, (int, float)):
+            total += flops
+        elif st.summary.get("steps") or (st.budget is not None and (st.budget.steps or st.budget.seconds)):
+            return None
+    return total
+
+
 def _stat(values: list[float]) -> dict[str, Any]:
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
@@ -206,6 +222,7 @@ def summarize_arm(records: list[SeedRun], protocols: list[str]) -> dict[str, Any
         out["quality"][p]["dice_per_class"] = {c: _stat([e.class_mean(p, c, "dice") for e in evaluations]) for c in classes}
     out["cost"] = {
         "train_seconds": _stat([sum(s.seconds or 0 for s in r.report.stages) for r in records]),
+        "train_flops": _stat([training_flops(r.report) for r in records]),
         "stage_seconds": {
             s.name: _stat([next((x.seconds for x in r.report.stages if x.name == s.name), None) for r in records])
             for s in records[0].report.stages
@@ -410,11 +427,19 @@ def _pm(stat: dict[str, Any], fmt: str = ".3f") -> str:
     return f"{stat['mean']:{fmt}} ± {stat['std']:{fmt}}"
 
 
+def _tflops(stat: dict[str, Any] | None) -> str:
+    """A FLOPs statistic in TFLOPs (``n/a``: not counted, e.g. a report from before msaug counted them)."""
+    if not stat or stat.get("mean") is None:
+        return "n/a"
+    return f"{stat['mean'] / 1e12:.3g} ± {stat['std'] / 1e12:.2g}"
+
+
 def print_table(result: dict[str, Any], reporter: Reporter) -> None:
     arms = list(result["summary"])
     rows = [[f"Dice, {p}", *(_pm(result["summary"][a]["quality"][p]["dice"]) for a in arms)] for p in result["protocols"]]
     rows += [
         ["train time (s)", *(_pm(result["summary"][a]["cost"]["train_seconds"], ".0f") for a in arms)],
+        ["train TFLOPs", *(_tflops(result["summary"][a]["cost"].get("train_flops")) for a in arms)],
         ["GFLOPs / pair", *(f"{result['summary'][a]['cost']['flops_per_pair'] / 1e9:.3f}" for a in arms)],
         ["parameters (M)", *(f"{result['summary'][a]['cost']['parameters'] / 1e6:.2f}" for a in arms)],
         ["pairs / s", *(_pm(result["summary"][a]["cost"]["pairs_per_second"], ".1f") for a in arms)],
@@ -434,6 +459,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     for key, label, fmt in (("train_seconds", "training time (s)", ".0f"), ("wall_seconds", "run wall time (s)", ".0f"),
                             ("pairs_per_second", "generation (pairs/s)", ".1f"), ("peak_rss_mb", "peak RSS (MB)", ".0f")):
         rows.append(f"| {label} | " + " | ".join(_pm(result["summary"][a]["cost"][key], fmt) for a in arms) + " |")
+    rows.append("| training TFLOPs | " + " | ".join(_tflops(result["summary"][a]["cost"].get("train_flops")) for a in arms) + " |")
     rows.append("| GFLOPs per pair | " + " | ".join(f"{result['summary'][a]['cost']['flops_per_pair'] / 1e9:.3f}" for a in arms) + " |")
     rows.append("| generator parameters (M) | " + " | ".join(f"{result['summary'][a]['cost']['parameters'] / 1e6:.2f}" for a in arms) + " |")
     for key in sorted({k for a in arms for k in result["summary"][a]["realism"]}):
@@ -480,8 +506,8 @@ def compare_budgets(options: CompareOptions, budgets: list[str], reporter: Repor
     Each budget is a full comparison (same seeds, same real split, same segmenter), so its
     folder resumes like any comparison. ``OUT/curve.json``, ``curve.md`` and ``curve.png`` hold,
     per arm and budget, the headline protocol's Dice (mean ± std over seeds) against the
-    training seconds actually spent, and say at which budget each arm reaches the other arms'
-    best quality.
+    training seconds actually spent and the training FLOPs counted (``curve-flops.png``), and say
+    at which budget each arm reaches the other arms' best quality.
     """
     reporter = reporter if reporter is not None else PlainReporter(progress=options.show_progress)
     if options.budget is not None:
@@ -507,6 +533,8 @@ def compare_budgets(options: CompareOptions, budgets: list[str], reporter: Repor
     from msaug.bench.plots import curve_chart
 
     atomic_write(out / "curve.png", curve_chart(curve))
+    if curve["flops_counted"]:
+        atomic_write(out / "curve-flops.png", curve_chart(curve, x_key="train_flops"))
     for line in curve["reading"]:
         reporter.message(f"[bold]curve[/]: {escape(line)}")
     return curve
@@ -524,6 +552,7 @@ def budget_curve(points: list[dict[str, Any]]) -> dict[str, Any]:
             series[arm].append({
                 "budget": point["budget"],
                 "train_seconds": s["cost"]["train_seconds"],
+                "train_flops": s["cost"].get("train_flops") or {"mean": None, "std": None, "n": 0},
                 "dice": s["quality"][protocol]["dice"],
                 "qc_mean_dice": s["realism"].get("qc_mean_dice"),
             })
@@ -544,22 +573,30 @@ def budget_curve(points: list[dict[str, Any]]) -> dict[str, Any]:
                 reading.append(f"{arm} does not reach {where} within the budgets measured")
             else:
                 ratio = best["train_seconds"]["mean"] / reached["train_seconds"]["mean"] if reached["train_seconds"]["mean"] else float("nan")
+                flops = ""
+                if best["train_flops"]["mean"] and reached["train_flops"]["mean"]:
+                    flops = (f", {reached['train_flops']['mean'] / 1e12:.3g} TFLOPs: "
+                             f"{best['train_flops']['mean'] / reached['train_flops']['mean']:.2f}x the other's training FLOPs")
                 reading.append(f"{arm} reaches {where} at {reached['budget']} ({reached['train_seconds']['mean']:.0f} s; "
-                               f"{ratio:.2f}x the other's training time)" + (" within the seed spread" if spread else ""))
+                               f"{ratio:.2f}x the other's training time{flops})"
+                               + (" within the seed spread" if spread else ""))
     return {"protocol": protocol, "seeds": first["seeds"], "domain": first["domain"], "profile": first["profile"],
             "train_fraction": first["train_fraction"], "budgets": [p["budget"] for p in points],
-            "folders": {p["budget"]: p["folder"] for p in points}, "series": series, "reading": reading}
+            "folders": {p["budget"]: p["folder"] for p in points}, "series": series, "reading": reading,
+            "flops_counted": all(p["train_flops"]["mean"] for ps in series.values() for p in ps)}
 
 
 def render_curve(curve: dict[str, Any]) -> str:
     arms = list(curve["series"])
-    head = "| budget | " + " | ".join(f"{a}: Dice, {curve['protocol']} | {a}: training s" for a in arms) + " |"
-    rows = [head, "|---|" + "---|---|" * len(arms)]
+    head = ("| budget | " + " | ".join(f"{a}: Dice, {curve['protocol']} | {a}: training s" for a in arms)
+            + "".join(f" | {a}: training TFLOPs" for a in arms) + " |")
+    rows = [head, "|---|" + "---|---|---|" * len(arms)]
     for i, budget in enumerate(curve["budgets"]):
         cells = []
         for a in arms:
             p = curve["series"][a][i]
             cells += [_pm(p["dice"]), _pm(p["train_seconds"], ".0f")]
+        cells += [_tflops(curve["series"][a][i].get("train_flops")) for a in arms]
         rows.append(f"| {budget} | " + " | ".join(cells) + " |")
     return "\n".join([
         f"# msaug compare: cost to quality, {' vs '.join(arms)}",
@@ -574,4 +611,5 @@ def render_curve(curve: dict[str, Any]) -> str:
         "",
         "![cost to quality](curve.png)",
         "",
+        *(["![cost to quality, FLOPs](curve-flops.png)", ""] if curve.get("flops_counted") else []),
     ])

@@ -87,16 +87,28 @@ def write_plots(out: Path, result: dict[str, Any], records: dict[str, list[Any]]
         atomic_write(out / "samples.png", blob)
 
 
-def curve_chart(curve: dict[str, Any], size: tuple[int, int] = (720, 400)) -> bytes:
-    """Quality against training seconds: one line per arm, a point per budget with its seed spread."""
+#: the curve's x axes: key of a series point, its title, and how an axis value is written
+CURVE_AXES = {
+    "train_seconds": ("training seconds", lambda v: f"{v:.0f} s"),
+    "train_flops": ("training FLOPs", lambda v: f"{v / 1e12:.3g} TFLOPs"),
+}
+
+
+def curve_chart(curve: dict[str, Any], size: tuple[int, int] = (720, 400), x_key: str = "train_seconds") -> bytes:
+    """Quality against training cost (``x_key``: seconds or FLOPs): one line per arm, a point per budget with its seed spread."""
+    title, label = CURVE_AXES[x_key]
     w, h = size
     img = PILImage.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
     left, right, top, bottom = 60, w - 150, 30, h - 40
-    draw.text((left, 8), f"{curve['protocol']} Dice on the real test split against training seconds (mean ± std over seeds)", fill=(0, 0, 0))
+    draw.text((left, 8), f"{curve['protocol']} Dice on the real test split against {title} (mean ± std over seeds)", fill=(0, 0, 0))
     draw.line([(left, top), (left, bottom), (right, bottom)], fill=(0, 0, 0))
-    points = [(p["train_seconds"]["mean"], p["dice"]["mean"], p["dice"]["std"] or 0.0)
-              for series in curve["series"].values() for p in series if p["dice"]["mean"] is not None and p["train_seconds"]["mean"]]
+
+    def placed(series: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
+        return [(p[x_key]["mean"], p["dice"]["mean"], p["dice"]["std"] or 0.0) for p in series
+                if p["dice"]["mean"] is not None and (p.get(x_key) or {}).get("mean")]
+
+    points = [xy for series in curve["series"].values() for xy in placed(series)]
     if points:
         x_max = max(x for x, _, _ in points) * 1.05
         y_lo = max(0.0, min(y - s for _, y, s in points) - 0.02)
@@ -104,16 +116,15 @@ def curve_chart(curve: dict[str, Any], size: tuple[int, int] = (720, 400)) -> by
         y_hi = y_hi if y_hi > y_lo else y_lo + 0.1
         draw.text((4, top), f"{y_hi:.3f}", fill=(0, 0, 0))
         draw.text((4, bottom - 10), f"{y_lo:.3f}", fill=(0, 0, 0))
-        draw.text((right - 60, bottom + 6), f"{x_max:.0f} s", fill=(0, 0, 0))
-        draw.text((left, bottom + 6), "0 s", fill=(0, 0, 0))
+        draw.text((right - 90, bottom + 6), label(x_max), fill=(0, 0, 0))
+        draw.text((left, bottom + 6), label(0.0), fill=(0, 0, 0))
 
         def at(x: float, y: float) -> tuple[float, float]:
             return left + x / x_max * (right - left), bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top)
 
         for s, series in enumerate(curve["series"].values()):
             colour = _colour(s)
-            xy = [(p["train_seconds"]["mean"], p["dice"]["mean"], p["dice"]["std"] or 0.0) for p in series
-                  if p["dice"]["mean"] is not None and p["train_seconds"]["mean"]]
+            xy = placed(series)
             if len(xy) > 1:
                 draw.line([at(x, y) for x, y, _ in xy], fill=colour, width=2)
             for x, y, spread in xy:

@@ -226,14 +226,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Stages",
         "",
-        "| # | stage | input → output | budget | time (s) | losses (first → last) |",
-        "|---|---|---|---|---|---|",
+        "| # | stage | input → output | budget | time (s) | training TFLOPs | losses (first → last) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for i, st in enumerate(report["stages"], 1):
         budget = st.get("budget") or {}
         b = " / ".join(f"{v} {k}" for k, v in budget.items() if v is not None) or "–"
         losses = "; ".join(f"{k} {v['first']:.3g} → {v['last']:.3g}" for k, v in st["losses"].items()) or "–"
-        lines.append(f"| {i} | {st['use']} | {st['input']} → {', '.join(st['outputs'] or [])} | {b} | {_fmt(st['seconds'])} | {losses} |")
+        flops = (st.get("summary") or {}).get("train_flops")
+        tflops = f"{flops / 1e12:.3g}" if isinstance(flops, (int, float)) else "–"
+        lines.append(f"| {i} | {st['use']} | {st['input']} → {', '.join(st['outputs'] or [])} | {b} | {_fmt(st['seconds'])} | {tflops} | {losses} |")
     g = report["generate"]
     lines += ["", "## Generation", "", f"{g['count']} pairs (seed {g['seed']})" + (f", {g['pairs_per_second']:.2f} pairs/s" if g.get("pairs_per_second") else ""), ""]
     metrics = report.get("label_metrics", {})

@@ -42,6 +42,7 @@ from msaug.train.checkpoint import (
     save_checkpoint,
 )
 from msaug.train.device import autocast_dtype, use_channels_last
+from msaug.train.flops import StepFlops
 from msaug.train.preview import save_grid
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,8 @@ class GanTrainer:
             self.ema = ema_model(self.G, settings.ema)  # after DDP's broadcast: identical on every rank
         self.sampler = torch.Generator().manual_seed(ctx.seed * 1009 + distributed.rank())
         self.state = _State()
+        r1 = settings.r1_every if settings.r1_gamma > 0 and settings.r1_every > 0 else 0
+        self.flops = StepFlops(period=r1, ranks=distributed.world_size())
         self._preview_count = min(8, len(self.targets))
 
     # ------------------------------------------------------------------ steps
@@ -394,7 +397,8 @@ class GanTrainer:
         with self._progress(budget) as advance:
             while not self._stop(budget, time.monotonic() - t0):
                 real, cond = self.sample_batch()
-                losses = self.train_step(real, cond)
+                with self.flops.counting(self.state.step):
+                    losses = self.train_step(real, cond)
                 self.state.step += 1
                 window_steps += 1
                 for k, v in losses.items():
@@ -432,6 +436,8 @@ class GanTrainer:
             "images_per_second": round(self.state.last.get("images_per_second", 0.0), 3),
             "resumed_from": resumed_from,
             "rollbacks": self.state.rollbacks,
+            "train_flops": self.flops.total(self.state.step),
+            "flops_per_step": self.flops.per_step(),
             **{k: round(v, 5) for k, v in self.state.last.items() if k != "images_per_second"},
         }
 
