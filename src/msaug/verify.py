@@ -294,18 +294,21 @@ def verify_synthetic(root: Path) -> VerifyReport:
 
 
 def verify_run(root: Path) -> VerifyReport:
-    from msaug.io import read_json, sha256_file
+    """A run folder: its synthetic pairs (when it has them) and every finished stage's weights against its stage.json."""
+    from msaug.io import read_json
+    from msaug.pipeline.runfolder import RunFolder
+    from msaug.synthetic import DESCRIPTION
 
-    report = verify_synthetic(root / "synthetic") if (root / "synthetic" / "dataset.json").is_file() else VerifyReport(str(root), "run")
+    run = RunFolder(root)
+    report = verify_synthetic(run.synthetic) if (run.synthetic / DESCRIPTION).is_file() else VerifyReport(str(root), "run")
     report.kind, report.target = "run folder", str(root)
-    for info_path in sorted((root / "stages").glob("*/stage.json")):
+    for stage in run.stage_folders():
         report.checked += 1
-        info = report.attempt(read_json, info_path)
+        info = report.attempt(read_json, stage.info_file)
         if info is None:
             continue
-        weights = info_path.parent / "stage.safetensors"
-        if info.get("complete") and (not weights.is_file() or sha256_file(weights) != info.get("sha256")):
-            report.problems.append(f"{weights}: missing or sha256 does not match stage.json")
+        if info.get("complete") and stage.weights_problem(info) is not None:
+            report.problems.append(f"{stage.weights}: missing or sha256 does not match stage.json")
     return report
 
 
@@ -355,11 +358,12 @@ def _option_problem(err: Any) -> str:
 
 def target_kind(target: str) -> str:
     """Which layout ``target`` is: run, nnunet, synthetic, pipeline, folder or dataset; a MsaugError when none."""
+    from msaug.pipeline.runfolder import RunFolder
     from msaug.plugins import get_registries
 
     path = Path(target).expanduser()
     if path.is_dir():
-        if (path / "pipeline.resolved.yaml").is_file():
+        if RunFolder(path).resolved.is_file():
             return "run"
         if (path / "imagesTr").is_dir() or (path / "labelsTr").is_dir():
             return "nnunet"

@@ -22,7 +22,8 @@ from typing import Any
 
 from msaug.errors import ConfigError, MsaugError
 from msaug.io import atomic_write, write_json
-from msaug.pipeline.records import Evaluation, Record, RunReport, read_record, read_run_report
+from msaug.pipeline.records import Evaluation, Record, RunReport, read_record
+from msaug.pipeline.runfolder import RunFolder
 from msaug.progress import PlainReporter, Reporter, escape
 from msaug.segment.config import PROTOCOLS
 
@@ -135,6 +136,11 @@ def read_seed_run(path: Path) -> SeedRun:
     return read_record(path, SeedRun, "an msaug compare seed record (seed-<n>.json)")
 
 
+def arm_run(out: Path, arm: str, seed: int) -> RunFolder:
+    """The run folder of ``arm`` at ``seed`` in the comparison folder ``out``: ``OUT/<arm>/seed-<n>/``."""
+    return RunFolder(out / arm / f"seed-{seed}")
+
+
 def run_one(path: Path, run_dir: Path, profile: str | None, sets: list[str], device: str, show_progress: bool) -> ProcessFigures:
     """Run one arm/seed in a child process (``sets``: its ``--set`` arguments); returns wall time and the child's peak RSS.
 
@@ -164,14 +170,15 @@ def cost_figures(run_dir: Path, device: str = "cpu", batch: int = 4) -> CostFigu
     from torch.utils.flop_counter import FlopCounterMode
 
     from msaug.pipeline.generate import run_chain
-    from msaug.pipeline.runner import RESOLVED, load_stage, prepare
+    from msaug.pipeline.runner import load_stage, prepare
     from msaug.train.device import resolve_device
 
-    prepared = prepare(run_dir / RESOLVED, profile="none", training=False)
+    run = RunFolder(run_dir)
+    prepared = prepare(run.resolved, profile="none", training=False)
     dev = resolve_device(device)
     params = {}
     for cs in prepared.chain.stages:
-        load_stage(cs, run_dir / "stages" / cs.folder)
+        load_stage(cs, run.stage(cs.folder))
         cs.stage.to(dev)
         if hasattr(cs.stage, "eval"):
             cs.stage.eval()
@@ -374,17 +381,17 @@ def compare(options: CompareOptions, reporter: Reporter | None = None) -> dict[s
     budgets = {name: split for name, (_, split) in plans.items()}
     records: dict[str, list[SeedRun]] = {names[a]: [] for a in options.arms}
     for seed in range(options.seeds):
-        first_run: Path | None = None  # its real-trained segmenter is reused by the other arms when the key matches
+        first_run: RunFolder | None = None  # its real-trained segmenter is reused by the other arms when the key matches
         for arm, path in paths.items():
             name = names[arm]
             overrides: dict[str, Any] = {"seed": seed, "generate.seed": seed, "data.split.seed": seed,
                                          "data.split.fraction": options.train_fraction, "evaluate.protocols": list(options.protocols),
                                          **plans[name][0]}
-            run_dir = out / name / f"seed-{seed}"
+            run = arm_run(out, name, seed)
             if first_run is None:
-                first_run = run_dir
-            elif (first_run / "evaluation").is_dir():
-                overrides["evaluate.reuse_real"] = str(first_run.resolve())
+                first_run = run
+            elif first_run.evaluation.is_dir():
+                overrides["evaluate.reuse_real"] = str(first_run.root.resolve())
             record_file = out / name / f"seed-{seed}.json"
             if record_file.is_file():
                 records[name].append(read_seed_run(record_file))
@@ -392,10 +399,10 @@ def compare(options: CompareOptions, reporter: Reporter | None = None) -> dict[s
                 continue
             reporter.message(f"[bold]{escape(name)}[/] seed {seed}: {escape(str(path))}")
             resolved = load_pipeline(path, profile, options.sets, overrides)  # a bad key or value fails here, before the child runs
-            process = run_one(path, run_dir, profile, resolved.sets, options.device, options.show_progress)
-            report = read_run_report(run_dir / "report.json")
+            process = run_one(path, run.root, profile, resolved.sets, options.device, options.show_progress)
+            report = run.read_report()
             record = SeedRun(arm=name, seed=seed, pipeline=str(path), process=process, report=report, evaluation=report.evaluation,
-                             cost=cost_figures(run_dir, options.device))
+                             cost=cost_figures(run.root, options.device))
             record.write(record_file)
             records[name].append(record)
 
@@ -414,7 +421,7 @@ def compare(options: CompareOptions, reporter: Reporter | None = None) -> dict[s
     write_json(out / "report.json", result)
     from msaug.bench.plots import write_plots
 
-    write_plots(out, result, records)
+    write_plots(out, result, {name: arm_run(out, name, 0).grid for name in records})
     atomic_write(out / "report.md", render_markdown(result))
     print_table(result, reporter)
     reporter.message(f"[bold]verdict[/]: {escape(result['verdict']['line'])}")

@@ -67,7 +67,8 @@ def side_by_side(grids: dict[str, Path]) -> bytes | None:
     return _png(canvas)
 
 
-def write_plots(out: Path, result: dict[str, Any], records: dict[str, list[Any]]) -> None:
+def write_plots(out: Path, result: dict[str, Any], grids: dict[str, Path]) -> None:
+    """dice.png, cost.png and samples.png (``grids``: each arm's sample grid, side by side) into ``out``."""
     summary = result["summary"]
     protocols = result["protocols"]
     dice = {arm: [(s["quality"][p]["dice"]["mean"], s["quality"][p]["dice"]["std"]) for p in protocols] for arm, s in summary.items()}
@@ -81,7 +82,6 @@ def write_plots(out: Path, result: dict[str, Any], records: dict[str, list[Any]]
         for arm, s in summary.items()
     }
     atomic_write(out / "cost.png", bar_chart(["train s", "GFLOPs/pair", "peak RSS GB"], cost, "cost per arm"))
-    grids = {arm: out / arm / "seed-0" / "grid.png" for arm in records}
     blob = side_by_side(grids)
     if blob:
         atomic_write(out / "samples.png", blob)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from msaug.errors import CompositionError, ConfigError, MsaugError
 from msaug.modality import Image, Label, Modality, Noise
 from msaug.pipeline.config import LoadedYAML, format_path, validation_message
+from msaug.pipeline.runfolder import stage_folder_name
 from msaug.plugins import Registries
 from msaug.sample import DataSpec
 from msaug.stage import Budget, Stage
@@ -38,7 +39,8 @@ class ComposedStage:
 
     @property
     def folder(self) -> str:
-        return f"{self.index + 1:02d}-{self.name}"
+        """Its folder's name under the run folder's ``stages/``."""
+        return stage_folder_name(self.index, self.name)
 
 
 @dataclass

@@ -30,19 +30,20 @@ def evaluate_run(prepared: Prepared, state: RunState, reporter: Reporter, show_p
     into ``OUT/synthetic/manifest.jsonl``, where ``--qc-min-dice`` and the exporters read it.
     """
     spec = prepared.spec
-    synthetic = SyntheticDataset(state.out / "synthetic")
+    run = state.folder
+    synthetic = SyntheticDataset(run.synthetic)
     pair_spec = dataclasses.replace(spec, patches=synthetic.spec.patches)  # native-resolution patches stay marked as such
     synthetic_at_size = ListDataset(pair_spec, [resize_sample(synthetic[i], pair_spec) for i in range(len(synthetic))])
     reporter.message("[bold]Evaluating[/] segmentation protocols: " + ", ".join(prepared.config.evaluate.protocols))
     result = evaluate_pipeline(
-        prepared.config.evaluate, spec, state.train, state.test, synthetic_at_size, state.out / "evaluation", state.device, prepared.config.seed, show_progress,
+        prepared.config.evaluate, spec, state.train, state.test, synthetic_at_size, run.evaluation, state.device, prepared.config.seed, show_progress,
         reporter=reporter,
     )
     scores = result.get("qc", {}).pop("scores", None)
     if scores:  # per-pair QC Dice goes into the manifest, where --qc-min-dice and exporters read it
         by_id = {s.id: int(s.meta["index"]) for s in synthetic_at_size.samples}
-        annotate_manifest(state.out / "synthetic", {by_id[i]: d for i, d in scores.items() if i in by_id})
-    result["stages"] = measure_stages(prepared, state, state.out / "evaluation")  # reports its own errors; never raises
+        annotate_manifest(run.synthetic, {by_id[i]: d for i, d in scores.items() if i in by_id})
+    result["stages"] = measure_stages(prepared, state, run.evaluation)  # reports its own errors; never raises
     link = result["stages"].get("weak_link")
     if link:
         reporter.message(f"[bold]Stages[/] on held-out real cases: weak link is stage {link['stage']} {link['use']} (share of reference {link['share']:.2f})")

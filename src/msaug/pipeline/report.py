@@ -128,20 +128,20 @@ def write_report(prepared: Prepared, state: RunState, reporter: Reporter, starte
     from msaug.resize import resize_label
     from msaug.synthetic import SyntheticDataset
 
-    out = state.out
+    run = state.folder
     config = prepared.config
     spec = prepared.chain.product_spec(prepared.spec)
-    synthetic = SyntheticDataset(out / "synthetic")
+    synthetic = SyntheticDataset(run.synthetic)
     shown = [synthetic[i] for i in range(min(16, len(synthetic)))]
     grid = sample_grid([(s.image, s.label) for s in shown if s.image is not None], spec.encoding)
-    atomic_write(out / "grid.png", png_bytes(grid))
+    atomic_write(run.grid, png_bytes(grid))
 
     stages = []
     for info, cs in zip(state.stage_info, prepared.chain.stages):
-        folder = out / "stages" / cs.folder
-        series = loss_series(read_metrics(folder / "metrics.jsonl"))
+        folder = run.stage(cs.folder)
+        series = loss_series(read_metrics(folder.metrics))
         if series:
-            atomic_write(folder / "losses.png", plot_curves(series, f"{cs.use} losses"))
+            atomic_write(folder.losses, plot_curves(series, f"{cs.use} losses"))
         stages.append(
             StageRecord(
                 name=cs.name,
@@ -191,12 +191,12 @@ def write_report(prepared: Prepared, state: RunState, reporter: Reporter, starte
         **evaluated,
         seconds_total=round(seconds, 2),
     )
-    record.write(out / "report.json")
+    record.write(run.report_json)
     report = record.to_json()
     if evaluation is not None:
         report["evaluation"] = evaluation  # the evaluate phase's own result (the record holds an equal copy)
-    atomic_write(out / "report.md", render_markdown(report))
-    reporter.message(f"[bold green]Done[/] in {seconds:.0f} s: {len(synthetic)} pairs in {escape(str(out / 'synthetic'))}, report {escape(str(out / 'report.md'))}")
+    atomic_write(run.report_md, render_markdown(report))
+    reporter.message(f"[bold green]Done[/] in {seconds:.0f} s: {len(synthetic)} pairs in {escape(str(run.synthetic))}, report {escape(str(run.report_md))}")
     return report
 
 

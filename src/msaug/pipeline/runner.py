@@ -1,13 +1,7 @@
 """The pipeline runner: fit each stage, generate the synthetic dataset, evaluate, report.
 
-Run directory (see ARCHITECTURE.md)::
-
-    OUT/.msaug-run               marker: msaug created this folder (see msaug.pipeline.runfolder)
-    OUT/pipeline.resolved.yaml   every default and override made explicit
-    OUT/split.json               the train/test case split
-    OUT/stages/01-<name>/        stage.safetensors, stage.json, metrics.jsonl, samples/
-    OUT/synthetic/               images/, labels/, manifest.jsonl, dataset.json
-    OUT/report.json, report.md, grid.png
+The run folder's layout (marker, resolved YAML, split, stage folders, synthetic pairs,
+evaluation, report) is :class:`msaug.pipeline.runfolder.RunFolder`'s; see its module.
 
 Every file is written atomically. ``resume=True`` skips finished stages (``stage.json``
 marks a stage complete only after its weights are on disk) and pairs already written.
@@ -28,13 +22,13 @@ import yaml
 
 from msaug.data import Split, load_dataset, sample_ids, split_dataset
 from msaug.errors import CheckpointError, ConfigError, DataError
-from msaug.io import atomic_write, read_json, remove_stale_temp_files, sha256_file, write_json
+from msaug.io import atomic_write, remove_stale_temp_files, write_json
 from msaug.pipeline.composer import Chain, ComposedStage, build_stages, check_chain
 from msaug.pipeline.config import ResolvedConfig, load_pipeline
 from msaug.pipeline.datacheck import check_data
 from msaug.pipeline.validate import check_before_training
 from msaug.pipeline.generate import GenerationResult, check_generate_out, generate
-from msaug.pipeline.runfolder import RESOLVED, clear_pairs_of_other_weights, drop_damaged_pairs, prepare_out_dir
+from msaug.pipeline.runfolder import RunFolder, StageFolder, drop_damaged_pairs, stage_folder_name
 from msaug.plugins import Registries, get_registries
 from msaug.progress import PlainReporter, Reporter, escape
 from msaug.sample import Dataset, DataSpec, Sample, SubsetDataset, native_crops
@@ -128,15 +122,15 @@ def make_pairs(cs: ComposedStage, samples: Sequence[Sample], spec: DataSpec) -> 
     return Pairs.from_samples(cs.stage, samples, spec, cs.label)
 
 
-def save_stage(cs: ComposedStage, folder: Path, summary: dict[str, Any], seconds: float) -> str:
+def save_stage(cs: ComposedStage, folder: StageFolder, summary: dict[str, Any], seconds: float) -> str:
     from safetensors.torch import save
 
     state = {k: v.detach().contiguous().cpu() for k, v in cs.stage.state_dict().items()}
     blob = save(state, metadata={"stage": cs.use})
-    atomic_write(folder / "stage.safetensors", blob)
+    atomic_write(folder.weights, blob)
     digest = hashlib.sha256(blob).hexdigest()
     write_json(
-        folder / "stage.json",
+        folder.info_file,
         {
             "use": cs.use,
             "name": cs.name,
@@ -153,18 +147,18 @@ def save_stage(cs: ComposedStage, folder: Path, summary: dict[str, Any], seconds
     return digest
 
 
-def load_stage(cs: ComposedStage, folder: Path) -> dict[str, Any]:
+def load_stage(cs: ComposedStage, folder: StageFolder) -> dict[str, Any]:
     """Restore a finished stage from its folder; returns its stage.json."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    info = read_json(folder / "stage.json")
-    weights = folder / "stage.safetensors"
-    problem = weights_problem(folder, info)
+    info = folder.read_info()
+    weights = folder.weights
+    problem = folder.weights_problem(info)
     if problem is not None:
-        run = folder.parent.parent
+        run = folder.run
         raise CheckpointError(
-            f"{weights}: {problem}; msaug pipeline run {run / RESOLVED} --out {run} --resume rebuilds only this stage "
+            f"{weights}: {problem}; msaug pipeline run {run.resolved} --out {run.root} --resume rebuilds only this stage "
             "(from its last training checkpoint where it has one) and keeps the other stages and the pairs"
         )
     try:
@@ -173,26 +167,6 @@ def load_stage(cs: ComposedStage, folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"{weights}: not a valid safetensors file ({exc})") from None
     cs.stage.load_state_dict(state)
     return info
-
-
-def weights_problem(folder: Path, info: dict[str, Any]) -> str | None:
-    """What is wrong with a finished stage's ``stage.safetensors`` (``None``: it matches ``stage.json``)."""
-    weights = folder / "stage.safetensors"
-    if not weights.is_file():
-        return "missing, though stage.json says the stage finished"
-    if sha256_file(weights) != info.get("sha256"):
-        return "sha256 does not match stage.json; the file was changed or damaged"
-    return None
-
-
-def stage_complete(folder: Path) -> bool:
-    info = folder / "stage.json"
-    if not info.is_file():
-        return False
-    try:
-        return bool(read_json(info).get("complete"))
-    except DataError:
-        return False
 
 
 def product_spec(prepared: Prepared) -> DataSpec:
@@ -219,6 +193,11 @@ class RunState:
     train: Dataset | None = None
     test: Dataset | None = None
 
+    @property
+    def folder(self) -> RunFolder:
+        """The run folder's layout (``out`` is its root)."""
+        return RunFolder(self.out)
+
 
 def fit_stages(prepared: Prepared, state: RunState, resume: bool, reporter: Reporter) -> None:
     from msaug.train import distributed
@@ -227,27 +206,27 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, reporter: Repo
     samples = stage_samples(prepared, state.train) if state.train else []
     total = len(prepared.chain.stages)
     for cs in prepared.chain.stages:
-        folder = state.out / "stages" / cs.folder
+        folder = state.folder.stage(cs.folder)
         cs.stage.to(state.device)
         head = f"[bold]Stage {cs.index + 1}/{total}[/] {cs.use} ({cs.stage.input} → {', '.join(map(str, cs.stage.outputs))})"
-        if resume and stage_complete(folder):
-            problem = weights_problem(folder, read_json(folder / "stage.json"))
+        if resume and folder.complete():
+            problem = folder.weights_problem(folder.read_info())
             if problem is None:
                 info = load_stage(cs, folder)
                 cs.stage.to(state.device)
-                reporter.message(f"{head}: [green]done earlier[/], loaded {escape(str(folder / 'stage.safetensors'))}")
+                reporter.message(f"{head}: [green]done earlier[/], loaded {escape(str(folder.weights))}")
                 state.stage_info.append(info)
                 continue
             # only this stage is rebuilt; fit resumes from its last training checkpoint (the final step, for a finished stage)
-            source = "its last training checkpoint" if (folder / "checkpoint" / "state.json").is_file() else "the start"
-            reporter.message(f"{head}: [yellow]{escape(str(folder / 'stage.safetensors'))}: {escape(problem)}[/]; rebuilding this stage from {source}")
+            source = "its last training checkpoint" if folder.has_checkpoint else "the start"
+            reporter.message(f"{head}: [yellow]{escape(str(folder.weights))}: {escape(problem)}[/]; rebuilding this stage from {source}")
         what = f"{len(samples)} real {'patches' if config.data.crops else 'pairs'}"
         verb = f"fitting on {what}, budget {cs.budget}" if cs.stage.trainable else f"preparing from {what} (no training)"
         reporter.message(f"{head}: {verb}")
         pairs = make_pairs(cs, samples, prepared.spec)
-        ctx = FitContext(out_dir=folder, device=state.device, seed=config.seed + cs.index, resume=resume, show_progress=reporter.shows_progress,
+        ctx = FitContext(out_dir=folder.path, device=state.device, seed=config.seed + cs.index, resume=resume, show_progress=reporter.shows_progress,
                          reporter=reporter)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.path.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         summary = cs.stage.fit(pairs, cs.budget, ctx) or {}
         seconds = time.monotonic() - start
@@ -255,13 +234,13 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, reporter: Repo
         if distributed.is_main():
             save_stage(cs, folder, summary, seconds)
         distributed.barrier()
-        info = read_json(folder / "stage.json")
+        info = folder.read_info()
         state.stage_info.append(info)
         reporter.message(f"  finished in {seconds:.1f} s")
 
 
 def stage_hashes(state: RunState) -> dict[str, str]:
-    return {f"{i + 1:02d}-{info['name']}": info["sha256"][:16] for i, info in enumerate(state.stage_info)}
+    return {stage_folder_name(i, info["name"]): info["sha256"][:16] for i, info in enumerate(state.stage_info)}
 
 
 def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[int, int] | None, reporter: Reporter,
@@ -272,7 +251,7 @@ def generate_step(prepared: Prepared, state: RunState, count: int, shard: tuple[
     gen = prepared.config.generate
     if shard is None:
         shard = (distributed.rank(), distributed.world_size())
-    writer = SyntheticWriter(synthetic_dir or state.out / "synthetic", product_spec(prepared), gen.bit_depth)
+    writer = SyntheticWriter(synthetic_dir or state.folder.synthetic, product_spec(prepared), gen.bit_depth)
     damaged = drop_damaged_pairs(writer, lambda i: i < count and (i // gen.batch_size) % shard[1] == shard[0])
     if damaged:
         reporter.note(f"{len(damaged)} file(s) in {writer.root} no longer matched the sha256 in the manifest and are "
@@ -319,7 +298,7 @@ def split_data(prepared: Prepared, state: RunState) -> None:
             record["group_by"] = config.data.split.group_by
             record["groups"] = {"train": split.groups_in(split.train), "test": split.groups_in(split.test)}
             record["group_of"] = {ids[i]: split.groups[i] for i in (*split.train, *split.test)}
-        write_json(state.out / "split.json", record)
+        write_json(state.folder.split, record)
 
 
 def default_out(prepared: Prepared) -> Path:
@@ -355,7 +334,7 @@ def run_pipeline(path: str | Path, options: RunOptions, reporter: Reporter | Non
     device = resolve_device(options.device)
     out = Path(options.out) if options.out else default_out(prepared)
     if distributed.is_main():
-        for note in prepare_out_dir(out, resolved_yaml(prepared), config.name, options.resume, options.overwrite):
+        for note in RunFolder(out).claim(resolved_yaml(prepared), config.name, options.resume, options.overwrite):
             reporter.note(note)
     distributed.barrier()
     reporter.message(f"device: {device}; run folder: {escape(str(out))}")
@@ -367,7 +346,7 @@ def run_pipeline(path: str | Path, options: RunOptions, reporter: Reporter | Non
     reporter.message(f"data: {escape(config.data.dataset)}, {len(state.train)} train / {len(state.test)} test cases at {config.data.size} px")
     fit_stages(prepared, state, options.resume, reporter)
     if options.resume and distributed.is_main():
-        note = clear_pairs_of_other_weights(out, stage_hashes(state))
+        note = state.folder.clear_pairs_of_other_weights(stage_hashes(state))
         if note:
             reporter.note(note)
     distributed.barrier()
@@ -393,20 +372,19 @@ def generate_run(run_dir: str | Path, count: int | None, shard: tuple[int, int] 
     reporter = reporter if reporter is not None else PlainReporter()
     if not show_progress:
         reporter = reporter.without_progress()
-    run_dir = Path(run_dir)
-    resolved = run_dir / RESOLVED
-    if not resolved.is_file():
-        raise DataError(f"{run_dir}: no {RESOLVED}; is this a run folder written by msaug pipeline run?")
-    prepared = prepare(resolved, profile="none", training=False)
+    run = RunFolder(Path(run_dir))
+    if not run.resolved.is_file():
+        raise DataError(f"{run.root}: no {run.resolved.name}; is this a run folder written by msaug pipeline run?")
+    prepared = prepare(run.resolved, profile="none", training=False)
     distributed.init_from_env()
-    state = RunState(run_dir, resolve_device(device))
+    state = RunState(run.root, resolve_device(device))
     for cs in prepared.chain.stages:
-        folder = run_dir / "stages" / cs.folder
-        if not stage_complete(folder):
-            raise CheckpointError(f"{folder}: the stage has not finished training; run msaug pipeline run {resolved} --out {run_dir} --resume first")
+        folder = run.stage(cs.folder)
+        if not folder.complete():
+            raise CheckpointError(f"{folder.path}: the stage has not finished training; run msaug pipeline run {run.resolved} --out {run.root} --resume first")
         state.stage_info.append(load_stage(cs, folder))
         cs.stage.to(state.device)
-    target = run_dir / "synthetic" if out is None else Path(out)
+    target = run.synthetic if out is None else Path(out)
     if out is not None:
         check_generate_out(target)
     if target.is_dir():
