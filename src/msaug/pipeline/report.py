@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from msaug.io import atomic_write, png_bytes
+from msaug.label_encoding import foreground_channels
 from msaug.pipeline.records import DataSummary, Evaluation, GenerationRecord, LossCurve, RunReport, StageRecord
 from msaug.progress import Reporter, escape
 from msaug.sample import DataSpec
@@ -32,10 +33,9 @@ def overlay(image: np.ndarray, label: np.ndarray, encoding: str, alpha: float = 
     """``[C,H,W]`` image in [0,1] and ``[K,H,W]`` label to an RGB uint8 overlay ``[H,W,3]``."""
     rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
     rgb = np.moveaxis(rgb, 0, -1).astype(np.float32) * 255
-    channels = range(1, label.shape[0]) if encoding == "index" else range(label.shape[0])
-    for k in channels:
+    for n, k in enumerate(foreground_channels(label.shape[0], encoding)):  # background is left as it is
         mask = label[k] > 0.5
-        colour = PALETTE[(k - (1 if encoding == "index" else 0)) % len(PALETTE)]
+        colour = PALETTE[n % len(PALETTE)]
         rgb[mask] = (1 - alpha) * rgb[mask] + alpha * colour
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
