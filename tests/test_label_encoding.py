@@ -103,3 +103,54 @@ def test_label_resize_follows_its_downsampling_policy():
     by_area = Label(("background", "vessel"), 8, "index", "area").resize(vessel, 2)
     assert torch.equal(by_max, resize_label(vessel, 2, "index", "max")) and torch.equal(by_area, resize_label(vessel, 2, "index", "area"))
     assert by_max[1].sum() == 2 and by_area[1].sum() == 0  # max pooling keeps the vessel, area loses it
+
+
+def _vessel_sample(size: int = 8) -> tuple:
+    from msaug import Sample
+
+    label = np.zeros((2, size, size), np.float32)
+    label[1, :, 3] = 1.0  # a 1-px vertical vessel
+    label[0] = 1.0 - label[1]
+    return Sample("v", np.full((3, size, size), 0.5, np.float32), label)
+
+
+@pytest.mark.parametrize("policy, vessel_pixels", [("max", 2), ("area", 0)])
+def test_loading_a_sample_at_a_smaller_size_follows_the_data_policy(policy, vessel_pixels):
+    """Vessel maps (``max``) keep a 1-px vessel at a quarter of the size; shrunk by area it vanishes."""
+    from msaug.builtin.datasets import resize_sample
+
+    spec = DataSpec(("background", "vessel"), "index", 3, 2, label_downsample=policy)
+    out = resize_sample(_vessel_sample(), spec)
+    assert out.label.shape == (2, 2, 2) and int(out.label[1].sum()) == vessel_pixels
+    assert np.array_equal(out.label.sum(axis=0), np.ones((2, 2)))  # still one-hot
+
+
+@pytest.mark.parametrize("policy, vessel_pixels", [("max", 2), ("area", 0)])
+def test_report_real_label_maps_follow_the_data_policy(policy, vessel_pixels):
+    from msaug.pipeline.report import real_label_maps
+
+    spec = DataSpec(("background", "vessel"), "index", 3, 2, label_downsample=policy)
+    maps = real_label_maps([_vessel_sample(), _vessel_sample()], spec)
+    assert maps.shape == (2, 2, 2, 2) and int(maps[:, 1].sum()) == 2 * vessel_pixels
+
+
+def test_synthetic_data_at_the_pipeline_size_keeps_its_policy_and_marks_patches_only_at_their_own_size(tmp_path):
+    from msaug.builtin.datasets import ResizedSynthetic
+    from msaug.data import DataConfig
+    from msaug.synthetic import SyntheticWriter
+
+    spec = DataSpec(("background", "vessel"), "index", 3, 16, "fundus", label_downsample="max", patches=True)
+    SyntheticWriter(tmp_path / "synthetic", spec)
+    (tmp_path / "synthetic" / "manifest.jsonl").write_text("")
+    same = ResizedSynthetic(DataConfig(dataset="synthetic", root=str(tmp_path / "synthetic"), size=16)).spec
+    assert same == spec
+    smaller = ResizedSynthetic(DataConfig(dataset="synthetic", root=str(tmp_path / "synthetic"), size=8)).spec
+    assert (smaller.size, smaller.label_downsample, smaller.domain, smaller.patches) == (8, "max", "fundus", False)
+
+
+def test_stage_probe_label_spec_keeps_the_data_fields():
+    from msaug.segment.stage_probe import label_spec
+
+    spec = DataSpec(("background", "vessel"), "index", 3, 64, "fundus", has_roi=True, label_downsample="max", patches=True)
+    derived = label_spec(Label(("background", "vessel"), 16, "index", "max"), spec)
+    assert derived == DataSpec(("background", "vessel"), "index", 3, 16, "fundus", has_roi=True, label_downsample="max", patches=True)

@@ -34,9 +34,9 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
 
 
 def resize_sample(sample: Sample, spec: DataSpec) -> Sample:
-    """Bring a loaded sample to ``spec.size`` (label-safe for the label, antialiased for the image)."""
+    """Bring a loaded sample to ``spec.size`` (label-safe for the label, shrunk by the data's policy; antialiased for the image)."""
     size = spec.size
-    label = resize_label(torch.from_numpy(np.ascontiguousarray(sample.label)), size, spec.encoding).numpy()
+    label = spec.label.resize(torch.from_numpy(np.ascontiguousarray(sample.label)), size).numpy()
     image = None if sample.image is None else resize_image(torch.from_numpy(np.ascontiguousarray(sample.image)), size).numpy()
     roi = None
     if sample.roi is not None:

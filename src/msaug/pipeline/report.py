@@ -17,7 +17,7 @@ from msaug.io import atomic_write, png_bytes
 from msaug.label_encoding import foreground_channels
 from msaug.pipeline.records import DataSummary, Evaluation, GenerationRecord, LossCurve, RunReport, StageRecord
 from msaug.progress import Reporter, escape
-from msaug.sample import DataSpec
+from msaug.sample import Dataset, DataSpec, Sample
 
 if TYPE_CHECKING:
     from msaug.pipeline.runner import Prepared, RunState
@@ -117,6 +117,15 @@ def label_metrics(registries: Any, spec: DataSpec, labels: torch.Tensor) -> dict
     return out
 
 
+def real_label_maps(train: Dataset | list[Sample], spec: DataSpec) -> torch.Tensor:
+    """``[N, K, S, S]``: the first :data:`MAX_METRIC_MAPS` real maps at the pairs' size ``spec.size``.
+
+    They are shrunk by the data's downsampling policy (``spec.label``), as the stages' own targets
+    were, so the real and the synthetic label metrics describe maps made the same way.
+    """
+    return torch.stack([spec.label.view(train[i]) for i in range(min(len(train), MAX_METRIC_MAPS))])
+
+
 def write_report(prepared: Prepared, state: RunState, reporter: Reporter, started: float, evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write report.json (a :class:`~msaug.pipeline.records.RunReport`), report.md, grid.png and loss curves from what the phases returned; trains nothing.
 
@@ -125,7 +134,6 @@ def write_report(prepared: Prepared, state: RunState, reporter: Reporter, starte
     ``evaluation`` is :func:`msaug.pipeline.evaluate.evaluate_run`'s result (``None``: the run
     was not evaluated); ``started`` is the run's ``time.monotonic()`` start.
     """
-    from msaug.resize import resize_label
     from msaug.synthetic import SyntheticDataset
 
     out = state.out
@@ -155,9 +163,7 @@ def write_report(prepared: Prepared, state: RunState, reporter: Reporter, starte
             )
         )
 
-    train = state.train if state.train is not None else []
-    shown_real = [train[i] for i in range(min(len(train), MAX_METRIC_MAPS))]
-    real_labels = torch.stack([resize_label(torch.as_tensor(s.label), spec.size, spec.encoding) for s in shown_real])
+    real_labels = real_label_maps(state.train if state.train is not None else [], spec)
     n_syn = min(len(synthetic), MAX_METRIC_MAPS)
     syn_labels = torch.stack([torch.as_tensor(synthetic[i].label) for i in range(n_syn)]) if n_syn else real_labels[:0]
     metrics = {"real": label_metrics(prepared.registries, spec, real_labels)}
