@@ -33,7 +33,7 @@ SRC = ROOT / "src"
 LAYERS: dict[str, tuple[str, ...]] = {
     # the contracts and the services everything uses; no training code
     "core": (
-        "msaug.errors", "msaug.progress", "msaug.rng", "msaug.resize", "msaug.label_values", "msaug.io",
+        "msaug.errors", "msaug.progress", "msaug.rng", "msaug.label_encoding", "msaug.resize", "msaug.label_values", "msaug.io",
         "msaug.modality", "msaug.sample", "msaug.stage", "msaug.augment", "msaug.data", "msaug.synthetic",
         "msaug.hookspecs", "msaug.plugins", "msaug.batch", "msaug.checks",
     ),

@@ -11,6 +11,7 @@ from msaug.data import DataConfig, SplitConfig, load_dataset, split_indices
 from msaug.errors import CheckpointError, CompositionError, ConfigError, DataError, MsaugError, UnknownNameError
 from msaug.hookspecs import hookimpl
 from msaug.io import read_image, read_label_array
+from msaug.label_encoding import harden
 from msaug.modality import Encoding, Image, Label, Modality, Noise
 from msaug.plugins import (
     DatasetRegistry,
@@ -20,7 +21,7 @@ from msaug.plugins import (
     get_registries,
 )
 from msaug.progress import PlainReporter, ProgressTask, Reporter, SilentReporter
-from msaug.resize import harden, resize_image, resize_label
+from msaug.resize import resize_image, resize_label
 from msaug.rng import BatchRNG
 from msaug.sample import Dataset, DataSpec, ListDataset, Sample
 from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams

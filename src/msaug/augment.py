@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from msaug.resize import harden
+from msaug.label_encoding import harden
 
 
 def random_warp_grid(

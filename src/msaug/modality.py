@@ -19,17 +19,18 @@ Tensor conventions (one sample; batches add a leading dimension):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
+from msaug import label_encoding
+from msaug.label_encoding import Encoding
 from msaug.resize import Downsample, check_downsample, resize_image, resize_label
 
 if TYPE_CHECKING:
     from msaug.sample import Sample
-
-Encoding = Literal["index", "multilabel"]
 
 
 class Modality:
@@ -89,7 +90,7 @@ class Label(Modality):
 
     def at(self, size: int) -> Label:
         """The same label map at another resolution."""
-        return Label(self.classes, size, self.encoding, self.downsample)
+        return replace(self, size=size)
 
     def view(self, sample: Sample) -> torch.Tensor:
         label = torch.as_tensor(sample.label, dtype=torch.float32)
@@ -97,7 +98,41 @@ class Label(Modality):
             raise ValueError(
                 f"sample {sample.id!r} has {label.shape[0]} label channels, {self} expects {self.channels}"
             )
-        return resize_label(label, self.size, self.encoding, self.downsample)
+        return self.resize(label, self.size)
+
+    def resize(self, label: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+        """``[K, H, W]`` or ``[B, K, H, W]`` maps of this modality at ``size``, shrunk by its ``downsample`` policy."""
+        return resize_label(label, size, self.encoding, self.downsample)
+
+    @property
+    def foreground_channels(self) -> tuple[int, ...]:
+        """The channels that hold structures: all but background (``index``), or all (``multilabel``)."""
+        return label_encoding.foreground_channels(self.channels, self.encoding)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Per-channel probabilities (float32) of logits ``[..., K, H, W]``: softmax (``index``) or sigmoids."""
+        return label_encoding.probabilities(logits, self.encoding)
+
+    def harden(self, scores: torch.Tensor) -> torch.Tensor:
+        """A valid 0/1 map from soft scores ``[..., K, H, W]`` in [0, 1] (argmax one-hot, or each channel at 0.5)."""
+        return label_encoding.harden(scores, self.encoding)
+
+    def harden_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """A valid 0/1 map from logits ``[..., K, H, W]`` (argmax one-hot, or each logit above 0)."""
+        return label_encoding.harden_logits(logits, self.encoding)
+
+    @property
+    def file_format(self) -> str:
+        """How label PNGs store this map: ``"class index"`` or ``"bit mask, bit k = channel k"``."""
+        return label_encoding.file_format(self.encoding)
+
+    def to_file(self, label: torch.Tensor) -> np.ndarray:
+        """Hard ``[K, H, W]`` channels to the integer array a label PNG stores (:func:`msaug.label_encoding.to_file`)."""
+        return label_encoding.to_file(label, self.encoding)
+
+    def from_file(self, array: np.ndarray, where: str = "") -> torch.Tensor:
+        """A label PNG's integer array to ``[K, H, W]`` channels; a DataError naming ``where`` for invalid values."""
+        return label_encoding.from_file(array, self.channels, self.encoding, where)
 
     def __str__(self) -> str:
         policy = "" if self.downsample == "area" else f", {self.downsample}-pooled"

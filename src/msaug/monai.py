@@ -33,8 +33,7 @@ from monai.utils.type_conversion import convert_to_dst_type
 
 from msaug.errors import DataError
 from msaug.io import read_json
-
-ENCODINGS = ("index", "multilabel")
+from msaug.label_encoding import ENCODINGS, from_file
 
 
 class DecodeLabels(Transform):
@@ -58,8 +57,6 @@ class DecodeLabels(Transform):
         self.encoding = encoding
 
     def __call__(self, label: Any) -> Any:
-        from msaug.synthetic import array_to_label
-
         values = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
         if values.ndim == 3 and values.shape[0] == 1:
             values = values[0]
@@ -68,7 +65,7 @@ class DecodeLabels(Transform):
         if values.dtype.kind == "f":
             if not np.array_equal(values, np.round(values)):
                 raise DataError("DecodeLabels: label values are not whole numbers; load labels unresized or resize them with mode='nearest'")
-        decoded = array_to_label(values.astype(np.int64), self.classes, self.encoding, "DecodeLabels")
+        decoded = from_file(values.astype(np.int64), self.classes, self.encoding, "DecodeLabels")
         if not isinstance(label, (torch.Tensor, np.ndarray)):
             return decoded
         return convert_to_dst_type(decoded, label, dtype=torch.float32)[0]  # same type (MetaTensor: same metadata)

@@ -21,6 +21,15 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
+# the label-encoding rules live in msaug.label_encoding; re-exported here, where plugins reach them
+from msaug.label_encoding import (  # noqa: F401
+    bits_to_channels,
+    channels_to_bits,
+    channels_to_index,
+    harden,
+    index_to_channels,
+)
+
 SizeLike = int | tuple[int, int]
 Downsample = Literal["area", "max"]
 DOWNSAMPLE_POLICIES: tuple[str, ...] = get_args(Downsample)
@@ -35,16 +44,6 @@ def check_downsample(policy: str, what: str) -> str:
 
 def _hw(size: SizeLike) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
-def harden(label: torch.Tensor, encoding: str) -> torch.Tensor:
-    """Turn soft class scores ``[..., K, H, W]`` into a valid binary label map (float 0/1)."""
-    if encoding == "index":
-        index = label.argmax(dim=-3)
-        return F.one_hot(index, label.shape[-3]).movedim(-1, -3).to(torch.float32)
-    if encoding == "multilabel":
-        return (label >= 0.5).to(torch.float32)
-    raise ValueError(f"unknown label encoding {encoding!r}; valid: 'index', 'multilabel'")
 
 
 def _resample(x: torch.Tensor, size: SizeLike) -> torch.Tensor:
@@ -84,28 +83,6 @@ def resize_label(label: torch.Tensor, size: SizeLike, encoding: str, downsample:
 def resize_image(image: torch.Tensor, size: SizeLike) -> torch.Tensor:
     """Antialiased bilinear resize of ``[C, H, W]`` or ``[B, C, H, W]`` images, clamped to [0, 1]."""
     return _resample(image, size).clamp_(0.0, 1.0)
-
-
-def index_to_channels(index: torch.Tensor, classes: int) -> torch.Tensor:
-    """``[H, W]`` integer class map to ``[K, H, W]`` one-hot float channels."""
-    return F.one_hot(index.long(), classes).movedim(-1, -3).to(torch.float32)
-
-
-def channels_to_index(label: torch.Tensor) -> torch.Tensor:
-    """``[..., K, H, W]`` one-hot channels to an integer class map ``[..., H, W]``."""
-    return label.argmax(dim=-3)
-
-
-def channels_to_bits(label: torch.Tensor) -> torch.Tensor:
-    """``[..., K, H, W]`` multilabel channels to an integer bit mask (bit k = channel k)."""
-    weights = (2 ** torch.arange(label.shape[-3], dtype=torch.int64)).view(-1, 1, 1)
-    return (label.to(torch.int64) * weights).sum(dim=-3)
-
-
-def bits_to_channels(bits: torch.Tensor, classes: int) -> torch.Tensor:
-    """Inverse of :func:`channels_to_bits`."""
-    shifts = torch.arange(classes, dtype=torch.int64).view(-1, 1, 1)
-    return ((bits.to(torch.int64).unsqueeze(-3) >> shifts) & 1).to(torch.float32)
 
 
 SquareFit = Literal["pad", "squash", "crop"]

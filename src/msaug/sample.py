@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -41,6 +41,19 @@ class DataSpec:
     @property
     def label(self) -> Label:
         return Label(self.classes, self.size, self.encoding, self.label_downsample)
+
+    @property
+    def foreground_channels(self) -> tuple[int, ...]:
+        """The label channels that hold structures (:attr:`msaug.modality.Label.foreground_channels`)."""
+        return self.label.foreground_channels
+
+    def at(self, size: int) -> DataSpec:
+        """The same data at another ``size``; every other field (``has_roi``, ``label_downsample``, ``patches``) kept."""
+        return replace(self, size=size)
+
+    def with_label(self, label: Label) -> DataSpec:
+        """This data with ``label``'s classes, encoding, size and downsampling policy (a stage's label modality)."""
+        return replace(self, classes=label.classes, encoding=label.encoding, size=label.size, label_downsample=label.downsample)
 
     @property
     def image(self) -> Image:
@@ -169,13 +182,11 @@ def native_crops(dataset: Dataset, size: int, count: int, seed: int) -> ListData
     ``seed`` alone, so a resumed or repeated run learns from the same ones. The result's spec
     is ``dataset.spec`` at ``size`` with ``patches=True``; each crop keeps its part of the ROI.
     """
-    from dataclasses import replace
-
     n = len(dataset)
     if n == 0:
         raise DataError("data.crops: there are no cases to crop (the split is empty)")
     rng = np.random.default_rng(seed)
-    spec = replace(dataset.spec, size=size, patches=True)
+    spec = replace(dataset.spec.at(size), patches=True)
     per_case = [len(range(c, count, n)) for c in range(n)]
     crops: list[Sample] = []
     for case in range(n):

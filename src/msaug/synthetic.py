@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from msaug.errors import DataError
+from msaug.label_encoding import file_format, from_file, to_file
 from msaug.io import append_lines, atomic_open, image_to_array, png_bytes, read_image, read_json, read_label_array, sha256_file, write_json
-from msaug.resize import bits_to_channels, channels_to_bits, index_to_channels
 from msaug.sample import DataSpec, Sample
 
 MANIFEST = "manifest.jsonl"
@@ -35,25 +35,6 @@ DESCRIPTION = "dataset.json"
 
 def pair_name(index: int) -> str:
     return f"{index:06d}.png"
-
-
-def label_to_array(label: torch.Tensor, encoding: str) -> np.ndarray:
-    """Hard ``[K, H, W]`` label channels to the integer array stored in a label PNG."""
-    if encoding == "index":
-        return label.argmax(dim=0).to(torch.uint8).numpy()
-    bits = channels_to_bits(label).numpy()
-    return bits.astype(np.uint8 if label.shape[0] <= 8 else np.uint16)
-
-
-def array_to_label(array: np.ndarray, classes: int, encoding: str, where: str = "") -> torch.Tensor:
-    """Inverse of :func:`label_to_array`; rejects values outside the declared classes."""
-    top = int(array.max()) if array.size else 0
-    limit = classes - 1 if encoding == "index" else (1 << classes) - 1
-    if top > limit or int(array.min(initial=0)) < 0:
-        valid = f"0..{classes - 1} (class indices)" if encoding == "index" else f"bit masks 0..{limit} ({classes} channels)"
-        raise DataError(f"{where}: label value {top} is outside the declared classes; valid values: {valid}")
-    tensor = torch.from_numpy(array.astype(np.int64))
-    return index_to_channels(tensor, classes) if encoding == "index" else bits_to_channels(tensor, classes)
 
 
 class SyntheticWriter:
@@ -73,7 +54,7 @@ class SyntheticWriter:
             "domain": spec.domain,
             "label_downsample": spec.label_downsample,
             "bit_depth": self.bit_depth,
-            "label_format": "class index" if spec.encoding == "index" else "bit mask, bit k = channel k",
+            "label_format": file_format(spec.encoding),
         }
         if spec.patches:  # written only when set, so folders of whole-image pairs keep their description
             self.description["patches"] = True
@@ -106,7 +87,7 @@ class SyntheticWriter:
         name = pair_name(index)
         image_path, label_path = self.root / "images" / name, self.root / "labels" / name
         image_png = png_bytes(image_to_array(image.float().cpu().numpy(), self.bit_depth))
-        label_png = png_bytes(label_to_array(label.cpu(), self.spec.encoding))
+        label_png = png_bytes(to_file(label.cpu(), self.spec.encoding))
         # no fsync per file (two per pair cost about a millisecond): the manifest line, which is
         # synced, holds both files' sha256, and every resume (drop_damaged_pairs) and msaug data
         # verify check them, so a pair a power loss emptied is found and generated again
@@ -232,5 +213,5 @@ class SyntheticDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Sample:
         e = self.entries[index]
         image = read_image(self.root / e["image"], channels=self.spec.channels)
-        label = array_to_label(read_label_array(self.root / e["label"]), len(self.spec.classes), self.spec.encoding, str(self.root / e["label"]))
+        label = self.spec.label.from_file(read_label_array(self.root / e["label"]), str(self.root / e["label"]))
         return Sample(id=f"synthetic-{e['index']:06d}", image=image, label=label.numpy(), meta=dict(e))

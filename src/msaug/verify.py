@@ -241,7 +241,8 @@ def verify_synthetic(root: Path) -> VerifyReport:
     """A synthetic folder: every manifest line, every listed file (sha256, contents), and no file left unlisted."""
     from msaug.io import read_image, read_label_array, sha256_file
     from msaug.sample import Sample
-    from msaug.synthetic import DESCRIPTION, MANIFEST, SHARD_MANIFESTS, array_to_label
+    from msaug.label_encoding import from_file
+    from msaug.synthetic import DESCRIPTION, MANIFEST, SHARD_MANIFESTS
 
     report = VerifyReport(str(root), "synthetic dataset")
     classes, encoding, channels = _synthetic_description(root)
@@ -251,7 +252,7 @@ def verify_synthetic(root: Path) -> VerifyReport:
 
     def read_pair(image: Path, label: Path, index: int) -> Sample:
         array = read_label_array(label)
-        return Sample(f"synthetic-{index:06d}", read_image(image, channels=channels), array_to_label(array, len(classes), encoding, str(label)).numpy())
+        return Sample(f"synthetic-{index:06d}", read_image(image, channels=channels), from_file(array, len(classes), encoding, str(label)).numpy())
 
     listed: set[Path] = set()
     first_seen: dict[int, str] = {}

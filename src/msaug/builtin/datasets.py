@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,9 +34,9 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
 
 
 def resize_sample(sample: Sample, spec: DataSpec) -> Sample:
-    """Bring a loaded sample to ``spec.size`` (label-safe for the label, antialiased for the image)."""
+    """Bring a loaded sample to ``spec.size`` (label-safe for the label, shrunk by the data's policy; antialiased for the image)."""
     size = spec.size
-    label = resize_label(torch.from_numpy(np.ascontiguousarray(sample.label)), size, spec.encoding).numpy()
+    label = spec.label.resize(torch.from_numpy(np.ascontiguousarray(sample.label)), size).numpy()
     image = None if sample.image is None else resize_image(torch.from_numpy(np.ascontiguousarray(sample.image)), size).numpy()
     roi = None
     if sample.roi is not None:
@@ -211,7 +211,8 @@ class ResizedSynthetic:
             raise ConfigError("data.root: the synthetic dataset needs the synthetic/ folder of a run")
         self.inner = SyntheticDataset(config.root)
         s = self.inner.spec
-        self.spec = DataSpec(s.classes, s.encoding, s.channels, config.size, s.domain, label_downsample=s.label_downsample)
+        # native-resolution patches stay patches only at their own size: resized, their pixel scale is another
+        self.spec = replace(s.at(config.size), patches=s.patches and config.size == s.size)
         self.count = min(len(self.inner), config.count or len(self.inner))
 
     def __len__(self) -> int:

@@ -19,7 +19,8 @@ from msaug.augment import gaussian_blur, random_warp_grid, smooth_field, warp_la
 from msaug.hookspecs import hookimpl
 from msaug.modality import Image, Label, Noise
 from msaug.plugins import StageRegistry
-from msaug.resize import harden, resize_label
+from msaug.label_encoding import harden
+from msaug.resize import resize_label
 from msaug.rng import BatchRNG
 from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
 

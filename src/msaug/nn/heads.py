@@ -8,21 +8,15 @@ outputs are hardened into valid label maps for their encoding.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from msaug.label_encoding import harden_logits, probabilities
+
+__all__ = ["harden_logits", "label_probabilities", "to_signed", "to_unit"]
 
 
-def label_probabilities(logits: torch.Tensor, encoding: str) -> torch.Tensor:
-    """Softmax over classes for ``index`` encoding, independent sigmoids for ``multilabel``."""
-    if encoding == "index":
-        return torch.softmax(logits.float(), dim=1)
-    return torch.sigmoid(logits.float())
-
-
-def harden_logits(logits: torch.Tensor, encoding: str) -> torch.Tensor:
-    """Hard 0/1 label map from logits: one-hot argmax (``index``) or ``logit > 0`` (``multilabel``)."""
-    if encoding == "index":
-        return F.one_hot(logits.argmax(dim=1), logits.shape[1]).movedim(-1, 1).to(torch.float32)
-    return (logits > 0).to(torch.float32)
+# softmax / sigmoids and hardening are the label encoding's rules (msaug.label_encoding), shared with
+# the segmenters; re-exported here for the engine's callers
+label_probabilities = probabilities
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:

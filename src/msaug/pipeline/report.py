@@ -14,9 +14,10 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from msaug.io import atomic_write, png_bytes
+from msaug.label_encoding import foreground_channels
 from msaug.pipeline.records import DataSummary, Evaluation, GenerationRecord, LossCurve, RunReport, StageRecord
 from msaug.progress import Reporter, escape
-from msaug.sample import DataSpec
+from msaug.sample import Dataset, DataSpec, Sample
 
 if TYPE_CHECKING:
     from msaug.pipeline.runner import Prepared, RunState
@@ -32,10 +33,9 @@ def overlay(image: np.ndarray, label: np.ndarray, encoding: str, alpha: float = 
     """``[C,H,W]`` image in [0,1] and ``[K,H,W]`` label to an RGB uint8 overlay ``[H,W,3]``."""
     rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
     rgb = np.moveaxis(rgb, 0, -1).astype(np.float32) * 255
-    channels = range(1, label.shape[0]) if encoding == "index" else range(label.shape[0])
-    for k in channels:
+    for n, k in enumerate(foreground_channels(label.shape[0], encoding)):  # background is left as it is
         mask = label[k] > 0.5
-        colour = PALETTE[(k - (1 if encoding == "index" else 0)) % len(PALETTE)]
+        colour = PALETTE[n % len(PALETTE)]
         rgb[mask] = (1 - alpha) * rgb[mask] + alpha * colour
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
@@ -117,6 +117,15 @@ def label_metrics(registries: Any, spec: DataSpec, labels: torch.Tensor) -> dict
     return out
 
 
+def real_label_maps(train: Dataset | list[Sample], spec: DataSpec) -> torch.Tensor:
+    """``[N, K, S, S]``: the first :data:`MAX_METRIC_MAPS` real maps at the pairs' size ``spec.size``.
+
+    They are shrunk by the data's downsampling policy (``spec.label``), as the stages' own targets
+    were, so the real and the synthetic label metrics describe maps made the same way.
+    """
+    return torch.stack([spec.label.view(train[i]) for i in range(min(len(train), MAX_METRIC_MAPS))])
+
+
 def write_report(prepared: Prepared, state: RunState, reporter: Reporter, started: float, evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write report.json (a :class:`~msaug.pipeline.records.RunReport`), report.md, grid.png and loss curves from what the phases returned; trains nothing.
 
@@ -125,7 +134,6 @@ def write_report(prepared: Prepared, state: RunState, reporter: Reporter, starte
     ``evaluation`` is :func:`msaug.pipeline.evaluate.evaluate_run`'s result (``None``: the run
     was not evaluated); ``started`` is the run's ``time.monotonic()`` start.
     """
-    from msaug.resize import resize_label
     from msaug.synthetic import SyntheticDataset
 
     run = state.folder
@@ -155,9 +163,7 @@ def write_report(prepared: Prepared, state: RunState, reporter: Reporter, starte
             )
         )
 
-    train = state.train if state.train is not None else []
-    shown_real = [train[i] for i in range(min(len(train), MAX_METRIC_MAPS))]
-    real_labels = torch.stack([resize_label(torch.as_tensor(s.label), spec.size, spec.encoding) for s in shown_real])
+    real_labels = real_label_maps(state.train if state.train is not None else [], spec)
     n_syn = min(len(synthetic), MAX_METRIC_MAPS)
     syn_labels = torch.stack([torch.as_tensor(synthetic[i].label) for i in range(n_syn)]) if n_syn else real_labels[:0]
     metrics = {"real": label_metrics(prepared.registries, spec, real_labels)}

@@ -7,6 +7,11 @@ at the size they were generated at (:func:`to_tensors`; the training loop resize
 up, :func:`at_size`). :func:`random_crops` cuts the training patches. :class:`MixedDataset` is
 the ``mix`` protocol's data as a plain ``torch.utils.data.Dataset`` anyone can drop into their
 own training loop.
+
+Label maps are shrunk to the segmenter's square by area whatever the data's
+``label_downsample`` policy: that policy says how *stages* view coarse maps (``max``: "a vessel
+passes under here"), while a segmenter's target must be the exact map, since it is scored
+against the original grid; a max-pooled target would teach it vessels thicker than they are.
 """
 
 from __future__ import annotations

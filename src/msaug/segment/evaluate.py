@@ -30,15 +30,15 @@ import torch
 from msaug.data import sample_ids
 from msaug.errors import ConfigError, DataError
 from msaug.io import read_json, write_json
+from msaug.label_encoding import harden, probabilities
 from msaug.progress import Reporter
 from msaug.segment.config import NEEDS_SYNTHETIC, EvaluateConfig, SegmenterConfig
-from msaug.resize import harden, resize_image
+from msaug.resize import resize_image
 from msaug.sample import Dataset, DataSpec, native_crops, native_view
 from msaug.segment.audit import memorisation_audit
 from msaug.segment.data import SegmentationTensors, native_square_side, square_tensors, to_tensors
 from msaug.segment.label_realism import label_realism
 from msaug.segment.metrics import batch_metrics, image_metrics, summarize
-from msaug.segment.models import probabilities
 from msaug.segment.protocols import run_protocol, validation_split
 from msaug.segment.qc import score_pairs, select
 from msaug.segment.realism import image_realism

@@ -30,6 +30,7 @@ import torch
 
 from msaug.errors import ConfigError, DataError
 from msaug.io import image_to_array, read_json, read_label_array, write_json, write_png
+from msaug.label_encoding import file_format, file_value, to_file
 from msaug.label_values import distinct
 from msaug.sample import Dataset
 from msaug.segment.qc import manifest_scores
@@ -78,13 +79,11 @@ def nnunet_labels(classes: list[str], encoding: str) -> tuple[dict[str, Any], li
     labels: dict[str, Any] = {"background": 0}
     for k, name in enumerate(classes):
         labels[name] = [v for v in values if v >> k & 1]
-    return labels, [1 << k for k in range(len(classes))]
+    return labels, [file_value(k, encoding) for k in range(len(classes))]
 
 
 def _label_for_export(label: np.ndarray, encoding: str) -> np.ndarray:
-    from msaug.synthetic import label_to_array
-
-    return label_to_array(torch.as_tensor(label), encoding)
+    return to_file(torch.as_tensor(label), encoding)
 
 
 def export_nnunet(
@@ -440,12 +439,12 @@ def export_monai(synthetic_dir: str | Path, out_file: str | Path, qc_min_dice: f
         "name": f"msaug synthetic ({root.name})",
         "written_by": MONAI_WRITTEN_BY,
         "description": "generated image/label pairs; labels: "
-        + ("class index per pixel" if encoding == "index" else "bit mask per pixel, bit k = channel k"),
-        "labels": {str(i): c for i, c in enumerate(classes)} if encoding == "index" else {str(1 << k): c for k, c in enumerate(classes)},
+        + file_format(encoding, per_pixel=True),
+        "labels": {str(file_value(k, encoding)): c for k, c in enumerate(classes)},
         "encoding": encoding,
         # what a loader needs to decode and scale the pairs (msaug.monai.datalist_transforms reads these)
         "classes": classes,
-        "label_format": "class index per pixel" if encoding == "index" else "bit mask per pixel, bit k = channel k",
+        "label_format": file_format(encoding, per_pixel=True),
         "label_transform": "msaug.monai.DecodeLabelsd (one 0/1 channel per class, in the order of classes)",
         "channels": int(description["channels"]),
         "bit_depth": bit_depth,

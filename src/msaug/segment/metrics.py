@@ -29,14 +29,17 @@ import torch
 from scipy import ndimage
 from torchmetrics.functional.classification import binary_auroc, binary_stat_scores
 
+from msaug.label_encoding import foreground_channels
+
 METRICS = ("dice", "iou", "accuracy", "sensitivity", "specificity", "auc", "hd95")
 
 
 def foreground_classes(classes: tuple[str, ...] | list[str], encoding: str) -> list[int]:
-    """Indices of the classes that count in the mean (all but background for ``index``)."""
-    if encoding == "index" and len(classes) > 1:
-        return list(range(1, len(classes)))
-    return list(range(len(classes)))
+    """Indices of the classes that count in the mean: the foreground channels (all but background for ``index``).
+
+    A map of background alone (one ``index`` class) has no foreground; its one class is scored.
+    """
+    return list(foreground_channels(len(classes), encoding)) or list(range(len(classes)))
 
 
 def _ratio(num: float, den: float, empty: float) -> float:

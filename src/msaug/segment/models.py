@@ -190,16 +190,3 @@ def load_local_weights(model: nn.Module, path: str | Path, min_share: float = 0.
     count = len(match.tensors)
     log.info("loaded %d/%d %s tensors from %s (%d skipped: shape differs)", count, match.total, match.target_name, path, match.skipped)
     return {"loaded": count, "total": match.total, "skipped": match.skipped}
-
-
-def probabilities(logits: torch.Tensor, encoding: str) -> torch.Tensor:
-    """Per-class probabilities: softmax over classes (``index``) or per-channel sigmoid."""
-    return logits.softmax(dim=1) if encoding == "index" else logits.sigmoid()
-
-
-def hard_prediction(logits: torch.Tensor, encoding: str) -> torch.Tensor:
-    """Hard 0/1 label channels from logits (argmax for ``index``, threshold 0.5 otherwise)."""
-    if encoding == "index":
-        index = logits.argmax(dim=1)
-        return torch.nn.functional.one_hot(index, logits.shape[1]).movedim(-1, 1).to(torch.float32)
-    return (logits > 0).to(torch.float32)

@@ -23,10 +23,11 @@ from torch import nn
 
 from msaug.errors import CheckpointError
 from msaug.io import atomic_write, read_json, write_json
+from msaug.label_encoding import harden_logits, probabilities
 from msaug.resize import resize_image
 from msaug.sample import DataSpec
 from msaug.segment.inference import padded_forward, sliding_window_logits
-from msaug.segment.models import hard_prediction, input_divisor, probabilities
+from msaug.segment.models import input_divisor
 
 log = logging.getLogger(__name__)
 WEIGHTS_FILE = "segmenter.safetensors"
@@ -122,7 +123,7 @@ class Segmenter:
     def predict(self, images: torch.Tensor, batch_size: int = 16, rescale: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """``(probabilities, hard label maps)`` for a batch of images (``rescale``: see :meth:`logits`)."""
         logits = self.logits(images, batch_size, rescale)
-        return probabilities(logits, self.info.encoding), hard_prediction(logits, self.info.encoding)
+        return probabilities(logits, self.info.encoding), harden_logits(logits, self.info.encoding)
 
     def save(self, folder: str | Path) -> Path:
         """Write the checkpoint folder atomically (weights first, then the description)."""

@@ -129,8 +129,8 @@ def _share(value: float | None, reference: float | None) -> float | None:
 
 
 def label_spec(label: Label, spec: DataSpec) -> DataSpec:
-    """The data spec of a stage's label modality (its size and downsampling policy)."""
-    return DataSpec(label.classes, label.encoding, spec.channels, label.size, spec.domain, spec.has_roi, label.downsample)
+    """The data spec of a stage's label modality (its size and downsampling policy); every other field is ``spec``'s."""
+    return spec.with_label(label)
 
 
 @torch.no_grad()

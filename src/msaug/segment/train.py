@@ -26,12 +26,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from msaug.label_encoding import harden_logits
 from msaug.progress import PlainReporter, Reporter
 from msaug.train import distributed
 from msaug.segment.data import Augmentation, SegmentationTensors, at_size, random_crops
 from msaug.segment.inference import padded_forward
 from msaug.segment.metrics import dice_per_image, foreground_classes
-from msaug.segment.models import hard_prediction
 from msaug.segment.segmenter import Segmenter
 
 
@@ -97,7 +97,7 @@ def validation_dice(segmenter: Segmenter, val: SegmentationTensors, batch_size: 
     """Mean foreground Dice of ``segmenter`` on validation tensors (inside their ROI), predicted as the test images are."""
     fg = foreground_classes(segmenter.info.classes, segmenter.info.encoding)
     logits = segmenter.logits(val.images, batch_size)
-    pred = hard_prediction(logits, segmenter.info.encoding)
+    pred = harden_logits(logits, segmenter.info.encoding)
     return float(dice_per_image(pred, val.labels, fg, val.roi).mean())
 
 

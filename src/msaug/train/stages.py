@@ -37,7 +37,7 @@ from msaug.modality import Image, Label, Modality, Noise
 from msaug.nn.augment import parse_policy
 from msaug.nn.discriminators import MultiScalePatchDiscriminator, SkipDiscriminator
 from msaug.nn.generators import LabelUpscalerNet, SkipGenerator, SPADEGenerator
-from msaug.nn.heads import harden_logits, label_probabilities, to_signed, to_unit
+from msaug.nn.heads import to_signed, to_unit
 from msaug.rng import BatchRNG
 from msaug.sample import DataSpec
 from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
@@ -307,7 +307,7 @@ class GanStage(Stage):
         return tensor.float()
 
     def _hard(self, logits: torch.Tensor) -> torch.Tensor:
-        return self.postprocess_label(harden_logits(logits, self.data.encoding))
+        return self.postprocess_label(self.data.label.harden_logits(logits))
 
     def _rows(self, x: torch.Tensor | None, rng: BatchRNG) -> int:
         return int(x.shape[0]) if x is not None else len(rng)
@@ -349,7 +349,7 @@ class LabelGeneratorStage(GanStage):
 
     def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
         z = torch.randn(n, self.params.noise_dim, device=next(generator.parameters()).device)
-        return to_signed(label_probabilities(generator(z), self.data.encoding))
+        return to_signed(self.data.label.probabilities(generator(z)))
 
     def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
         n = targets.shape[0]
@@ -435,7 +435,7 @@ class LabelUpscalerStage(GanStage):
     def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
         assert inputs is not None
         logits = generator(inputs, self._noise(n, inputs.device))
-        return to_signed(label_probabilities(logits, self.data.encoding))
+        return to_signed(self.data.label.probabilities(logits))
 
     def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
         assert inputs is not None
@@ -583,7 +583,7 @@ class JointStage(ImageStageMixin, GanStage):
     def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
         z = torch.randn(n, self.params.noise_dim, device=next(generator.parameters()).device)
         image, logits = self._split(generator(z))
-        return torch.cat([image, to_signed(label_probabilities(logits, self.data.encoding))], dim=1)
+        return torch.cat([image, to_signed(self.data.label.probabilities(logits))], dim=1)
 
     def _sample(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image, logits = self._split(self._run_generator(z))

@@ -31,8 +31,7 @@ def vessel_channel(labels: torch.Tensor, spec: DataSpec) -> np.ndarray:
     arr = labels.detach().cpu().numpy() > 0.5
     if "vessel" in spec.classes:
         return arr[:, spec.classes.index("vessel")]
-    start = 1 if spec.encoding == "index" else 0
-    return arr[:, start:].any(axis=1)
+    return arr[:, list(spec.foreground_channels)].any(axis=1)
 
 
 def widths_px(vessels: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import torch
 from pydantic import Field
 from scipy import ndimage
 
-from msaug import Budget, CheckpointError, FitContext, Pairs, StageParams
+from msaug import Budget, CheckpointError, FitContext, Label, Pairs, StageParams
 from msaug.train.stages import (
     JointParams,
     JointStage,
@@ -42,9 +42,9 @@ from msaug_fundus.fov import fov_template
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
-def _structure_channels(classes: tuple[str, ...], encoding: str) -> list[int]:
-    """Channels that hold structures (not the index encoding's background channel 0)."""
-    return list(range(1 if encoding == "index" else 0, len(classes)))
+def _structure_channels(label: torch.Tensor, classes: tuple[str, ...], encoding: str) -> list[int]:
+    """Channels of ``[B, K, H, W]`` maps that hold structures (the label modality's foreground channels)."""
+    return list(Label(classes, label.shape[-1], encoding).foreground_channels)
 
 
 def _rebuild_background(label: torch.Tensor, encoding: str) -> torch.Tensor:
@@ -56,7 +56,7 @@ def _rebuild_background(label: torch.Tensor, encoding: str) -> torch.Tensor:
 def restrict_to_fov(label: torch.Tensor, fov: torch.Tensor, classes: tuple[str, ...], encoding: str) -> torch.Tensor:
     """Hard ``[B, K, H, W]`` label maps with every structure removed outside ``fov`` ``[H, W]``."""
     out = label.clone()
-    keep = _structure_channels(classes, encoding)
+    keep = _structure_channels(label, classes, encoding)
     out[:, keep] = out[:, keep] * fov.to(out.device, out.dtype)
     return _rebuild_background(out, encoding)
 
@@ -68,7 +68,7 @@ def remove_specks(label: torch.Tensor, min_pixels: int, classes: tuple[str, ...]
     out = label.clone()
     maps = out.detach().cpu().numpy() > 0.5
     for b in range(maps.shape[0]):
-        for k in _structure_channels(classes, encoding):
+        for k in _structure_channels(label, classes, encoding):
             comp, count = ndimage.label(maps[b, k], structure=_EIGHT)
             if count == 0:
                 continue

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from msaug import ConfigError, DataConfig, DataError, DataSpec, Sample, read_image, read_label_array, resize_image, resize_label
+from msaug import ConfigError, DataConfig, DataError, DataSpec, Sample, read_image, read_label_array, resize_image
 from msaug_xray.anatomy import xray_spec
 
 
@@ -86,7 +86,7 @@ def make_sample(sample_id: str, image: np.ndarray, masks: Sequence[np.ndarray], 
     resized = []
     for mask in masks:
         m = torch.from_numpy(pad_square(mask[None].astype(np.float32)))
-        resized.append(resize_label(m, spec.size, "multilabel")[0])
+        resized.append(spec.label.resize(m, spec.size)[0])
     return Sample(
         id=sample_id,
         image=resize_image(img, spec.size).numpy(),
