@@ -55,15 +55,17 @@ __all__ = [
     "LabelGeneratorStage",
     "LabelUpscalerParams",
     "LabelUpscalerStage",
+    "NetworkParams",
+    "NetworkStage",
     "TranslatorParams",
     "TranslatorStage",
 ]
 
 
-class GanParams(StageParams):
-    """Params shared by every GAN family (training loop, optimiser, output cadence)."""
+class NetworkParams(StageParams):
+    """Params shared by every family with a trained network (training loop, optimiser, output cadence)."""
 
-    lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate of generator and discriminator")
+    lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate")
     batch_size: int = Field(8, ge=1, le=4096, description="real samples per step and process")
     width: int = Field(8, ge=4, le=512, description="channel multiplier of all networks (8 suits a CPU; raise it on a GPU)")
     sample_every: int = Field(200, ge=1, description="steps between sample grids (samples/step_XXXXXX.png)")
@@ -72,6 +74,18 @@ class GanParams(StageParams):
     ema: float = Field(0.999, ge=0, lt=1, description="decay of the generator weights' moving average used to sample")
     amp: bool = Field(True, description="bf16 mixed precision on CUDA GPUs that support it (ignored on CPU)")
     grad_accum: int = Field(1, ge=1, le=256, description="micro-batches per step (batch_size must divide evenly)")
+
+    @model_validator(mode="after")
+    def _accum(self) -> NetworkParams:
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})")
+        return self
+
+
+class GanParams(NetworkParams):
+    """Params shared by every GAN family (adversarial loss, R1, DiffAugment)."""
+
+    lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate of generator and discriminator")
     loss: Literal["nonsaturating", "hinge"] = Field("nonsaturating", description="adversarial loss")
     r1_gamma: float = Field(1.0, ge=0, description="weight of the R1 gradient penalty on real samples (0: off)")
     r1_every: int = Field(4, ge=1, description="steps between (lazy) R1 penalty updates")
@@ -83,18 +97,14 @@ class GanParams(StageParams):
         parse_policy(v)
         return v
 
-    @model_validator(mode="after")
-    def _accum(self) -> GanParams:
-        if self.batch_size % self.grad_accum:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})")
-        return self
 
+class NetworkStage(Stage):
+    """What every family with a trained network shares: the network built lazily, its state dict, devices, label helpers.
 
-class GanStage(Stage):
-    """Shared machinery of the GAN families: fit through the trainer, EMA sampling, state dicts."""
+    Subclasses build the network that :meth:`generate` runs (:meth:`build_generator`) and fit it;
+    after :meth:`fit` :attr:`generator` holds the EMA weights.
+    """
 
-    Params: ClassVar[type[StageParams]] = GanParams
-    params: GanParams
     def __init__(self, params: StageParams | dict[str, Any] | None, data: DataSpec):
         super().__init__(params, data)
         self.check_sizes()
@@ -122,6 +132,94 @@ class GanStage(Stage):
         training. The default accepts every size; families with limits (the patch discriminator's
         smallest input) override it.
         """
+
+    @abstractmethod
+    def build_generator(self) -> nn.Module:
+        """A fresh network of the kind :meth:`generate` runs."""
+
+    @abstractmethod
+    def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
+        """Rows of RGB tiles for the sample grid."""
+
+    #: the trainer stops only at a budget: ``msaug pipeline check`` refuses the stage without one
+    needs_budget: ClassVar[bool] = True
+
+    def postprocess_label(self, label: torch.Tensor) -> torch.Tensor:
+        """Clean up generated hard label maps ``[B, K, H, W]`` (default: unchanged). Must return hard maps."""
+        return label
+
+    def _preview_hard(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
+        """:meth:`preview` with the network in eval mode (the trainer's copy may be training)."""
+        was = generator.training
+        generator.eval()
+        try:
+            return self.preview(generator, inputs, targets)
+        finally:
+            generator.train(was)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        # contiguous whatever layout generation left the weights in: safetensors stores dense tensors
+        return {f"generator.{k}": v.detach().cpu().clone(memory_format=torch.contiguous_format)
+                for k, v in self.generator.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        try:
+            load_module("generator", self.generator, state)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{self.name or type(self).__name__}: {exc}") from None
+        self.fitted = True
+
+    def to(self, device: torch.device | str) -> NetworkStage:
+        self.device = torch.device(device)
+        if self._generator is not None:
+            self._generator.to(self.device)
+        self._layout = None
+        return self
+
+    def _run_generator(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The generator on ``inputs`` (on the stage's device) in the layout generation runs fastest in.
+
+        The weights are converted once; 4-D inputs are converted per call; the output is contiguous.
+        """
+        fmt = generation_memory_format(self.device)
+        if self._layout != fmt:
+            self.generator.to(memory_format=fmt)
+            self._layout = fmt
+        args = [t.to(self.device).float() for t in inputs]
+        return self.generator(*(t.contiguous(memory_format=fmt) if t.dim() == 4 else t for t in args)).contiguous()
+
+    # ---- helpers
+    def _label_spec(self, size: int) -> Label:
+        return self.data.label.at(size)
+
+    def _check(self, what: str, tensor: torch.Tensor | None, modality: Modality) -> torch.Tensor:
+        expected: tuple[int, ...]
+        if isinstance(modality, Label):
+            expected = (modality.channels, modality.size, modality.size)
+        elif isinstance(modality, Image):
+            expected = (modality.channels, modality.size, modality.size)
+        else:
+            raise TypeError(modality)
+        if tensor is None or tuple(tensor.shape[1:]) != expected:
+            got = None if tensor is None else tuple(tensor.shape[1:])
+            raise DataError(
+                f"stage {self.name or type(self).__name__}: training {what} should be {modality} "
+                f"(shape [N, {', '.join(map(str, expected))}]), got {got}"
+            )
+        return tensor.float()
+
+    def _hard(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.postprocess_label(harden_logits(logits, self.data.encoding))
+
+    def _rows(self, x: torch.Tensor | None, rng: BatchRNG) -> int:
+        return int(x.shape[0]) if x is not None else len(rng)
+
+
+class GanStage(NetworkStage):
+    """Shared machinery of the GAN families: fit through the GAN trainer, the memory estimate, discriminators."""
+
+    Params: ClassVar[type[StageParams]] = GanParams
+    params: GanParams
 
     def training_memory(self) -> int:
         """Bytes one training step needs at least (float32), found by one pass of both networks on the meta device.
@@ -169,10 +267,6 @@ class GanStage(Stage):
 
     # ---- what each family defines
     @abstractmethod
-    def build_generator(self) -> nn.Module:
-        """A fresh generator network."""
-
-    @abstractmethod
     def build_discriminator(self) -> nn.Module:
         """A fresh discriminator network."""
 
@@ -184,22 +278,12 @@ class GanStage(Stage):
     def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
         """A generated training batch in the discriminator's domain (noise from torch's global RNG)."""
 
-    @abstractmethod
-    def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
-        """Rows of RGB tiles for the sample grid."""
-
     def condition(self, inputs: torch.Tensor) -> torch.Tensor:
         """The map concatenated to the discriminator input for conditional families."""
         raise NotImplementedError
 
     conditional: ClassVar[bool] = False
     color_channels: ClassVar[int] = 0
-    #: the trainer stops only at a budget: ``msaug pipeline check`` refuses the stage without one
-    needs_budget: ClassVar[bool] = True
-
-    def postprocess_label(self, label: torch.Tensor) -> torch.Tensor:
-        """Clean up generated hard label maps ``[B, K, H, W]`` (default: unchanged). Must return hard maps."""
-        return label
 
     # ---- Stage contract
     def fit(self, pairs: Pairs, budget: Budget, ctx: FitContext) -> dict[str, Any]:
@@ -246,71 +330,6 @@ class GanStage(Stage):
     def feature_matching_weight(self) -> float:
         """Weight of the discriminator feature-matching loss (pix2pixHD); 0 turns it off."""
         return 0.0
-
-    def _preview_hard(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
-        was = generator.training
-        generator.eval()
-        try:
-            return self.preview(generator, inputs, targets)
-        finally:
-            generator.train(was)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        # contiguous whatever layout generation left the weights in: safetensors stores dense tensors
-        return {f"generator.{k}": v.detach().cpu().clone(memory_format=torch.contiguous_format)
-                for k, v in self.generator.state_dict().items()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        try:
-            load_module("generator", self.generator, state)
-        except CheckpointError as exc:
-            raise CheckpointError(f"{self.name or type(self).__name__}: {exc}") from None
-        self.fitted = True
-
-    def to(self, device: torch.device | str) -> GanStage:
-        self.device = torch.device(device)
-        if self._generator is not None:
-            self._generator.to(self.device)
-        self._layout = None
-        return self
-
-    def _run_generator(self, *inputs: torch.Tensor) -> torch.Tensor:
-        """The generator on ``inputs`` (on the stage's device) in the layout generation runs fastest in.
-
-        The weights are converted once; 4-D inputs are converted per call; the output is contiguous.
-        """
-        fmt = generation_memory_format(self.device)
-        if self._layout != fmt:
-            self.generator.to(memory_format=fmt)
-            self._layout = fmt
-        args = [t.to(self.device).float() for t in inputs]
-        return self.generator(*(t.contiguous(memory_format=fmt) if t.dim() == 4 else t for t in args)).contiguous()
-
-    # ---- helpers
-    def _label_spec(self, size: int) -> Label:
-        return self.data.label.at(size)
-
-    def _check(self, what: str, tensor: torch.Tensor | None, modality: Modality) -> torch.Tensor:
-        expected: tuple[int, ...]
-        if isinstance(modality, Label):
-            expected = (modality.channels, modality.size, modality.size)
-        elif isinstance(modality, Image):
-            expected = (modality.channels, modality.size, modality.size)
-        else:
-            raise TypeError(modality)
-        if tensor is None or tuple(tensor.shape[1:]) != expected:
-            got = None if tensor is None else tuple(tensor.shape[1:])
-            raise DataError(
-                f"stage {self.name or type(self).__name__}: training {what} should be {modality} "
-                f"(shape [N, {', '.join(map(str, expected))}]), got {got}"
-            )
-        return tensor.float()
-
-    def _hard(self, logits: torch.Tensor) -> torch.Tensor:
-        return self.postprocess_label(harden_logits(logits, self.data.encoding))
-
-    def _rows(self, x: torch.Tensor | None, rng: BatchRNG) -> int:
-        return int(x.shape[0]) if x is not None else len(rng)
 
 
 # --------------------------------------------------------------------------- label generator
