@@ -23,8 +23,10 @@ All networks, losses and the training loop come from :mod:`msaug.nn` and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from abc import abstractmethod
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -59,6 +61,7 @@ __all__ = [
     "NetworkStage",
     "TranslatorParams",
     "TranslatorStage",
+    "count_leaf_outputs",
 ]
 
 
@@ -96,6 +99,27 @@ class GanParams(NetworkParams):
     def _augment(cls, v: str) -> str:
         parse_policy(v)
         return v
+
+
+@contextlib.contextmanager
+def count_leaf_outputs(network: nn.Module) -> Iterator[list[int]]:
+    """Within the block, ``count[0]`` sums the elements of every tensor the leaf modules of ``network`` output.
+
+    The training memory estimates run the networks once on the meta device inside it: what a
+    forward pass keeps for the backward pass is about the leaf layers' outputs.
+    """
+    count = [0]
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor):
+            count[0] += output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in network.modules() if not any(True for _ in m.children())]
+    try:
+        yield count
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class NetworkStage(Stage):
@@ -182,11 +206,17 @@ class NetworkStage(Stage):
         The weights are converted once; 4-D inputs are converted per call; the output is contiguous.
         """
         fmt = generation_memory_format(self.device)
+        network = self.generation_network()
+        args = [t.to(self.device).float() for t in inputs]
+        return network(*(t.contiguous(memory_format=fmt) if t.dim() == 4 else t for t in args)).contiguous()
+
+    def generation_network(self) -> nn.Module:
+        """:attr:`generator` with its weights in the layout generation runs fastest in (converted once)."""
+        fmt = generation_memory_format(self.device)
         if self._layout != fmt:
             self.generator.to(memory_format=fmt)
             self._layout = fmt
-        args = [t.to(self.device).float() for t in inputs]
-        return self.generator(*(t.contiguous(memory_format=fmt) if t.dim() == 4 else t for t in args)).contiguous()
+        return self.generator
 
     # ---- helpers
     def _label_spec(self, size: int) -> Label:
@@ -231,31 +261,20 @@ class GanStage(NetworkStage):
         weights, gradients, Adam moments and the EMA copy. Real use is higher (about twice, measured
         at 64-256 px): this is a floor, used to refuse what cannot fit.
         """
-        counts = {"generator": 0, "discriminator": 0}
-
-        def counter(kind: str) -> Any:
-            def hook(module: nn.Module, args: Any, output: Any) -> None:
-                if isinstance(output, torch.Tensor):
-                    counts[kind] += output.numel()
-            return hook
-
         try:
             with torch.device("meta"):
                 generator, discriminator = self.build_generator(), self.build_discriminator()
-                for kind, net in (("generator", generator), ("discriminator", discriminator)):
-                    for module in net.modules():
-                        if not any(True for _ in module.children()):
-                            module.register_forward_hook(counter(kind))
                 inputs = None if isinstance(self.input, Noise) else torch.zeros(1, self.input.channels, self.input.size, self.input.size)
-                fake = self.make_fake(generator, inputs, 1)
-                if self.conditional:
-                    assert inputs is not None
-                    fake = torch.cat([fake, self.condition(inputs)], dim=1)
-                discriminator(fake)
+                with count_leaf_outputs(generator) as generated, count_leaf_outputs(discriminator) as judged:
+                    fake = self.make_fake(generator, inputs, 1)
+                    if self.conditional:
+                        assert inputs is not None
+                        fake = torch.cat([fake, self.condition(inputs)], dim=1)
+                    discriminator(fake)
         except (RuntimeError, ValueError, IndexError) as exc:
             sizes = f"{self.input} -> {', '.join(map(str, self.outputs))}"
             raise ConfigError(f"its networks cannot run at {sizes} ({exc}); change the stage's size params or data.size") from None
-        per_sample = counts["generator"] + 2 * counts["discriminator"]
+        per_sample = generated[0] + 2 * judged[0]
         weights = 5 * sum(p.numel() for p in generator.parameters()) + 4 * sum(p.numel() for p in discriminator.parameters())
         micro_batch = self.params.batch_size // self.params.grad_accum
         return 4 * (micro_batch * per_sample + weights)
