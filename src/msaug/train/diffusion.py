@@ -22,7 +22,6 @@ row from the :class:`~msaug.rng.BatchRNG` given to ``generate``, so row *b* depe
 
 from __future__ import annotations
 
-import copy
 import math
 from abc import abstractmethod
 from typing import Any, ClassVar, Literal
@@ -35,7 +34,7 @@ from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from pydantic import Field, model_validator
 from torch import nn
 
-from msaug.errors import ConfigError, DataError
+from msaug.errors import ConfigError
 from msaug.modality import Image, Label, Noise
 from msaug.nn.heads import to_signed, to_unit
 from msaug.rng import BatchRNG
@@ -115,10 +114,6 @@ class DiffusionStage(NetworkStage):
         """The conditioning map in [-1, 1] for a batch of stage inputs (conditional families only)."""
         raise NotImplementedError
 
-    @abstractmethod
-    def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(inputs, targets)``: the stage inputs (or ``None``) and the denoised targets in [-1, 1]."""
-
     # ---- MONAI parts
     def channels(self) -> tuple[int, ...]:
         return tuple(self.params.width * 2 ** min(i, 2) for i in range(self.params.levels))
@@ -183,14 +178,6 @@ class DiffusionStage(NetworkStage):
 
     # ---- Stage contract
     def fit(self, pairs: Pairs, budget: Budget, ctx: FitContext) -> dict[str, Any]:
-        if len(pairs) < 1:
-            raise DataError(f"stage {self.name or type(self).__name__} got no training pairs")
-        inputs, targets = self.training_tensors(pairs)
-        torch.manual_seed(ctx.seed)  # identical initial weights on every rank and every run
-        network = self.build_generator()
-        from msaug.train import distributed
-
-        torch.manual_seed(ctx.seed * 1_000_003 + 17 + distributed.rank())  # per-rank noise and timesteps
         self._train_scheduler = self.training_scheduler()
         p = self.params
         settings = TrainSettings(
@@ -198,14 +185,11 @@ class DiffusionStage(NetworkStage):
             log_every=p.log_every, sample_every=p.sample_every, checkpoint_every=p.checkpoint_every,
             betas=(0.9, 0.999),
         )
-        setup = DiffusionSetup(generator=network, loss=self.denoising_loss, preview=self._preview_hard)
-        trainer = DiffusionTrainer(setup, settings, inputs, targets, ctx)
-        summary = trainer.fit(budget)
-        self.generator = copy.deepcopy(trainer.ema.module).eval().requires_grad_(False)
-        self.device = torch.device(ctx.device)
-        self.fitted = True
-        self.trainer = trainer
-        return summary
+
+        def setup() -> DiffusionSetup:
+            return DiffusionSetup(generator=self.build_generator(), loss=self.denoising_loss, preview=self._preview_hard)
+
+        return self._fit_trainer(pairs, budget, ctx, setup, DiffusionTrainer, settings)
 
     def training_memory(self) -> int:
         """Bytes one training step needs at least (float32): one U-Net pass on the meta device, weights, Adam, EMA.

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -46,7 +46,7 @@ from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
 from msaug.train.checkpoint import load_module
 from msaug.train.device import generation_memory_format
 from msaug.train.preview import as_rgb, colorize
-from msaug.train.trainer import GanSetup, GanTrainer, TrainSettings
+from msaug.train.trainer import GanSetup, GanTrainer, Trainer, TrainSettings
 
 __all__ = [
     "GanParams",
@@ -172,6 +172,36 @@ class NetworkStage(Stage):
         """Clean up generated hard label maps ``[B, K, H, W]`` (default: unchanged). Must return hard maps."""
         return label
 
+    @abstractmethod
+    def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(inputs, targets)`` for the trainer: the stage inputs (or ``None``) and targets in [-1, 1]."""
+
+    def _fit_trainer(
+        self,
+        pairs: Pairs,
+        budget: Budget,
+        ctx: FitContext,
+        setup: Callable[[], Any],
+        trainer_class: type[Trainer],
+        settings: TrainSettings,
+    ) -> dict[str, Any]:
+        """Fit through ``trainer_class``: networks built by ``setup()`` from ``ctx.seed``, then sampling from the EMA weights."""
+        if len(pairs) < 1:
+            raise DataError(f"stage {self.name or type(self).__name__} got no training pairs")
+        inputs, targets = self.training_tensors(pairs)
+        torch.manual_seed(ctx.seed)  # identical initial weights on every rank and every run
+        parts = setup()
+        from msaug.train import distributed
+
+        torch.manual_seed(ctx.seed * 1_000_003 + 17 + distributed.rank())  # per-rank noise, augmentation, timesteps
+        trainer = trainer_class(parts, settings, inputs, targets, ctx)
+        summary = trainer.fit(budget)
+        self.generator = copy.deepcopy(trainer.ema.module).eval().requires_grad_(False)
+        self.device = torch.device(ctx.device)
+        self.fitted = True
+        self.trainer = trainer
+        return summary
+
     def _preview_hard(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
         """:meth:`preview` with the network in eval mode (the trainer's copy may be training)."""
         was = generator.training
@@ -290,10 +320,6 @@ class GanStage(NetworkStage):
         """A fresh discriminator network."""
 
     @abstractmethod
-    def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(inputs, targets)`` for the trainer: targets in the discriminator's [-1, 1] domain."""
-
-    @abstractmethod
     def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
         """A generated training batch in the discriminator's domain (noise from torch's global RNG)."""
 
@@ -306,14 +332,6 @@ class GanStage(NetworkStage):
 
     # ---- Stage contract
     def fit(self, pairs: Pairs, budget: Budget, ctx: FitContext) -> dict[str, Any]:
-        if len(pairs) < 1:
-            raise DataError(f"stage {self.name or type(self).__name__} got no training pairs")
-        inputs, targets = self.training_tensors(pairs)
-        torch.manual_seed(ctx.seed)  # identical initial weights on every rank and every run
-        generator, discriminator = self.build_generator(), self.build_discriminator()
-        from msaug.train import distributed
-
-        torch.manual_seed(ctx.seed * 1_000_003 + 17 + distributed.rank())  # per-rank noise and augmentation
         p = self.params
         settings = TrainSettings(
             lr=p.lr,
@@ -330,21 +348,18 @@ class GanStage(NetworkStage):
             sample_every=p.sample_every,
             checkpoint_every=p.checkpoint_every,
         )
-        setup = GanSetup(
-            generator=generator,
-            discriminator=discriminator,
-            make_fake=self.make_fake,
-            preview=self._preview_hard,
-            condition=self.condition if self.conditional else None,
-            color_channels=self.color_channels,
-        )
-        trainer = GanTrainer(setup, settings, inputs, targets, ctx)
-        summary = trainer.fit(budget)
-        self.generator = copy.deepcopy(trainer.ema.module).eval().requires_grad_(False)
-        self.device = torch.device(ctx.device)
-        self.fitted = True
-        self.trainer = trainer
-        return summary
+
+        def setup() -> GanSetup:
+            return GanSetup(
+                generator=self.build_generator(),
+                discriminator=self.build_discriminator(),
+                make_fake=self.make_fake,
+                preview=self._preview_hard,
+                condition=self.condition if self.conditional else None,
+                color_channels=self.color_channels,
+            )
+
+        return self._fit_trainer(pairs, budget, ctx, setup, GanTrainer, settings)
 
     def feature_matching_weight(self) -> float:
         """Weight of the discriminator feature-matching loss (pix2pixHD); 0 turns it off."""
