@@ -64,7 +64,7 @@ class DiffusionParams(NetworkParams):
     size: int | None = Field(None, ge=8, le=4096, description="side of the generated maps or images (default: data.size)")
     lr: float = Field(1e-4, gt=0, le=1, description="Adam learning rate of the denoising U-Net")
     width: int = Field(32, ge=4, le=512, description="channels of the U-Net's first level (deeper levels double it, at most 4x)")
-    levels: int = Field(3, ge=2, le=6, description="resolution levels of the U-Net (the size must divide by 2**(levels-1))")
+    levels: int = Field(4, ge=2, le=6, description="resolution levels of the U-Net (the size must divide by 2**(levels-1))")
     res_blocks: int = Field(1, ge=1, le=4, description="residual blocks per level")
     attention_levels: int = Field(1, ge=0, le=6, description="deepest levels with self-attention (0: none)")
     num_train_timesteps: int = Field(1000, ge=2, le=10000, description="diffusion steps of the training noise schedule")
