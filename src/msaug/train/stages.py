@@ -1,4 +1,4 @@
-"""The four trainable stage families (``gan.*``), public API for domain plugins.
+"""The four GAN stage families (``gan.*``) and the bases every trained family shares, public API for domain plugins.
 
 Domain plugins subclass these to make their own stages with other defaults, e.g.::
 
@@ -18,7 +18,8 @@ Override points: the ``Params`` field defaults, :meth:`GanStage.postprocess_labe
 cannot work at, so ``msaug pipeline check`` does) and, for stages that make images,
 :meth:`TranslatorStage.postprocess_image` / :meth:`JointStage.postprocess_image`.
 All networks, losses and the training loop come from :mod:`msaug.nn` and
-:class:`msaug.train.trainer.GanTrainer`.
+:class:`msaug.train.trainer.GanTrainer`. :class:`NetworkStage` and :class:`NetworkParams` are
+what the diffusion families (:mod:`msaug.train.diffusion`) share with these.
 """
 
 from __future__ import annotations
