@@ -22,6 +22,7 @@ row from the :class:`~msaug.rng.BatchRNG` given to ``generate``, so row *b* depe
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import abstractmethod
 from typing import Any, ClassVar, Literal
@@ -132,11 +133,14 @@ class DiffusionStage(NetworkStage):
             num_head_channels=tuple(min(32, c) for c in channels),
         )
 
+    @functools.cached_property
     def training_scheduler(self) -> DDPMScheduler:
+        """The forward (noising) process the U-Net learns to reverse."""
         p = self.params
         return DDPMScheduler(num_train_timesteps=p.num_train_timesteps, schedule=p.schedule, prediction_type=p.prediction)
 
     def sampling_scheduler(self) -> DDIMScheduler:
+        """DDIM over ``sample_steps`` of the training schedule's timesteps."""
         p = self.params
         scheduler = DDIMScheduler(num_train_timesteps=p.num_train_timesteps, schedule=p.schedule, prediction_type=p.prediction)
         scheduler.set_timesteps(p.sample_steps)
@@ -144,7 +148,7 @@ class DiffusionStage(NetworkStage):
 
     def denoising_loss(self, network: nn.Module, targets: torch.Tensor, inputs: torch.Tensor | None) -> torch.Tensor:
         """Mean squared error of the U-Net's prediction at random timesteps (noise and timesteps from torch's global RNG)."""
-        scheduler = self._train_scheduler
+        scheduler = self.training_scheduler
         noise = torch.randn_like(targets)
         t = torch.randint(0, scheduler.num_train_timesteps, (targets.shape[0],), device=targets.device)
         cond = None if inputs is None else self.condition(inputs).to(targets.dtype)
@@ -178,7 +182,6 @@ class DiffusionStage(NetworkStage):
 
     # ---- Stage contract
     def fit(self, pairs: Pairs, budget: Budget, ctx: FitContext) -> dict[str, Any]:
-        self._train_scheduler = self.training_scheduler()
         p = self.params
         settings = TrainSettings(
             lr=p.lr, batch_size=p.batch_size, grad_accum=p.grad_accum, ema=p.ema, amp=p.amp,
@@ -212,7 +215,7 @@ class DiffusionStage(NetworkStage):
 
 # --------------------------------------------------------------------------- label generator
 class DiffusionLabelGeneratorParams(DiffusionParams):
-    pass
+    """``diffusion.label_generator``'s params (the shared ones; a plugin subclasses this to change defaults)."""
 
 
 class DiffusionLabelGeneratorStage(DiffusionStage):
@@ -250,7 +253,7 @@ class DiffusionLabelGeneratorStage(DiffusionStage):
 
 # --------------------------------------------------------------------------- translator
 class DiffusionTranslatorParams(DiffusionParams):
-    pass
+    """``diffusion.translator``'s params (the shared ones; a plugin subclasses this to change defaults)."""
 
 
 class DiffusionTranslatorStage(ImageStageMixin, DiffusionStage):
