@@ -106,3 +106,17 @@ def test_training_memory_grows_with_the_batch(spec: DataSpec) -> None:
     small = DiffusionTranslatorStage({"batch_size": 2}, spec).training_memory()
     large = DiffusionTranslatorStage({"batch_size": 8}, spec).training_memory()
     assert 0 < small < large
+
+
+def test_diffusion_plugin_registers_both_families(spec: DataSpec) -> None:
+    from msaug.builtin.diffusion_stages import msaug_register_stages
+    from msaug.plugins import StageRegistry
+
+    registry = StageRegistry()
+    msaug_register_stages(register=registry)
+    assert registry.names() == ["diffusion.label_generator", "diffusion.translator"]
+    label = registry.get("diffusion.label_generator")(None, spec)
+    translator = registry.get("diffusion.translator")(None, spec)
+    assert (str(label.input), str(label.output)) == (f"Noise({3 * SIZE * SIZE})", "Label(3 classes, 16 px, index)")
+    assert (str(translator.input), str(translator.output)) == ("Label(3 classes, 16 px, index)", "Image(1 ch, 16 px)")
+    assert all(registry.entry(n).description for n in registry.names())

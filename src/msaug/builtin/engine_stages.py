@@ -1,4 +1,4 @@
-"""Registers the generative engine's trainable stage families (``gan.*`` and ``diffusion.*``)."""
+"""Registers the generative engine's trainable stage families (``gan.*``)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,3 @@ def msaug_register_stages(register: StageRegistry) -> None:
     register(LabelUpscalerStage, name="gan.label_upscaler")
     register(TranslatorStage, name="gan.translator")
     register(JointStage, name="gan.joint")
-
-    from msaug.train.diffusion import DiffusionLabelGeneratorStage, DiffusionTranslatorStage
-
-    register(DiffusionLabelGeneratorStage, name="diffusion.label_generator")
-    register(DiffusionTranslatorStage, name="diffusion.translator")
