@@ -120,3 +120,27 @@ def test_diffusion_plugin_registers_both_families(spec: DataSpec) -> None:
     assert (str(label.input), str(label.output)) == (f"Noise({3 * SIZE * SIZE})", "Label(3 classes, 16 px, index)")
     assert (str(translator.input), str(translator.output)) == ("Label(3 classes, 16 px, index)", "Image(1 ch, 16 px)")
     assert all(registry.entry(n).description for n in registry.names())
+
+
+@pytest.mark.slow  # 2 x 250 training steps: about 15 s on one thread
+def test_both_families_learn_the_training_data(spec: DataSpec, labels: torch.Tensor, tmp_path: Path) -> None:
+    """Default prediction (v) and DDIM: after a short fit both are much closer to the real data than at initialisation."""
+    params = {"width": 8, "levels": 2, "batch_size": 8, "sample_steps": 10, "lr": 1e-3, "ema": 0.99,
+              "log_every": 50, "sample_every": 10**6, "checkpoint_every": 10**6}
+    images = images_for(labels)
+    def rng() -> BatchRNG:
+        return BatchRNG.for_indices(0, range(len(labels)))
+
+    translator, generator = DiffusionTranslatorStage(params, spec), DiffusionLabelGeneratorStage(params, spec)
+
+    def errors() -> tuple[float, float]:
+        image_error = float((translator.generate(labels, rng()) - images).abs().mean())
+        frequencies = generator.generate(None, rng()).mean(dim=(0, 2, 3))
+        return image_error, float((frequencies - labels.mean(dim=(0, 2, 3))).abs().sum())
+
+    before = errors()
+    fit(translator, Pairs(spec.label, spec.image, labels, images), tmp_path / "t", steps=250)
+    fit(generator, label_pairs(spec, labels), tmp_path / "g", steps=250)
+    after = errors()
+    assert after[0] < 0.5 * before[0], f"translator: mean error to the real images {before[0]:.3f} -> {after[0]:.3f}"
+    assert after[1] < 0.1 and after[1] < before[1], f"label generator: class frequency error {before[1]:.3f} -> {after[1]:.3f}"
