@@ -59,7 +59,7 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
 #: What plugins and examples may import from msaug besides the names in ``msaug.__all__``:
 #: the modules ``docs/writing-plugins.md`` documents as public (and their submodules).
-PUBLIC_MODULES = ("msaug.testing", "msaug.train.stages", "msaug.resize")
+PUBLIC_MODULES = ("msaug.testing", "msaug.train.stages", "msaug.train.diffusion", "msaug.resize")
 
 #: Imports of msaug's private modules by plugins that exist today, each with what replaces it;
 #: the test fails when one of them is gone (delete its line then).

@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "msaug.builtin.formats",
     "msaug.builtin.segmenters",
     "msaug.builtin.engine_stages",
+    "msaug.builtin.diffusion_stages",
 )
 
 T = TypeVar("T")

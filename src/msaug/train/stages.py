@@ -1,4 +1,4 @@
-"""The four trainable stage families (``gan.*``), public API for domain plugins.
+"""The four GAN stage families (``gan.*``) and the bases every trained family shares, public API for domain plugins.
 
 Domain plugins subclass these to make their own stages with other defaults, e.g.::
 
@@ -18,13 +18,16 @@ Override points: the ``Params`` field defaults, :meth:`GanStage.postprocess_labe
 cannot work at, so ``msaug pipeline check`` does) and, for stages that make images,
 :meth:`TranslatorStage.postprocess_image` / :meth:`JointStage.postprocess_image`.
 All networks, losses and the training loop come from :mod:`msaug.nn` and
-:class:`msaug.train.trainer.GanTrainer`.
+:class:`msaug.train.trainer.GanTrainer`. :class:`NetworkStage` and :class:`NetworkParams` are
+what the diffusion families (:mod:`msaug.train.diffusion`) share with these.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from abc import abstractmethod
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -44,7 +47,7 @@ from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
 from msaug.train.checkpoint import load_module
 from msaug.train.device import generation_memory_format
 from msaug.train.preview import as_rgb, colorize
-from msaug.train.trainer import GanSetup, GanTrainer, TrainSettings
+from msaug.train.trainer import GanSetup, GanTrainer, Trainer, TrainSettings
 
 __all__ = [
     "GanParams",
@@ -55,15 +58,18 @@ __all__ = [
     "LabelGeneratorStage",
     "LabelUpscalerParams",
     "LabelUpscalerStage",
+    "NetworkParams",
+    "NetworkStage",
     "TranslatorParams",
     "TranslatorStage",
+    "count_leaf_outputs",
 ]
 
 
-class GanParams(StageParams):
-    """Params shared by every GAN family (training loop, optimiser, output cadence)."""
+class NetworkParams(StageParams):
+    """Params shared by every family with a trained network (training loop, optimiser, output cadence)."""
 
-    lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate of generator and discriminator")
+    lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate")
     batch_size: int = Field(8, ge=1, le=4096, description="real samples per step and process")
     width: int = Field(8, ge=4, le=512, description="channel multiplier of all networks (8 suits a CPU; raise it on a GPU)")
     sample_every: int = Field(200, ge=1, description="steps between sample grids (samples/step_XXXXXX.png)")
@@ -72,6 +78,18 @@ class GanParams(StageParams):
     ema: float = Field(0.999, ge=0, lt=1, description="decay of the generator weights' moving average used to sample")
     amp: bool = Field(True, description="bf16 mixed precision on CUDA GPUs that support it (ignored on CPU)")
     grad_accum: int = Field(1, ge=1, le=256, description="micro-batches per step (batch_size must divide evenly)")
+
+    @model_validator(mode="after")
+    def _accum(self) -> NetworkParams:
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})")
+        return self
+
+
+class GanParams(NetworkParams):
+    """Params shared by every GAN family (adversarial loss, R1, DiffAugment)."""
+
+    lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate of generator and discriminator")
     loss: Literal["nonsaturating", "hinge"] = Field("nonsaturating", description="adversarial loss")
     r1_gamma: float = Field(1.0, ge=0, description="weight of the R1 gradient penalty on real samples (0: off)")
     r1_every: int = Field(4, ge=1, description="steps between (lazy) R1 penalty updates")
@@ -83,18 +101,35 @@ class GanParams(StageParams):
         parse_policy(v)
         return v
 
-    @model_validator(mode="after")
-    def _accum(self) -> GanParams:
-        if self.batch_size % self.grad_accum:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})")
-        return self
+
+@contextlib.contextmanager
+def count_leaf_outputs(network: nn.Module) -> Iterator[list[int]]:
+    """Within the block, ``count[0]`` sums the elements of every tensor the leaf modules of ``network`` output.
+
+    The training memory estimates run the networks once on the meta device inside it: what a
+    forward pass keeps for the backward pass is about the leaf layers' outputs.
+    """
+    count = [0]
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor):
+            count[0] += output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in network.modules() if not any(True for _ in m.children())]
+    try:
+        yield count
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
-class GanStage(Stage):
-    """Shared machinery of the GAN families: fit through the trainer, EMA sampling, state dicts."""
+class NetworkStage(Stage):
+    """What every family with a trained network shares: the network built lazily, its state dict, devices, label helpers.
 
-    Params: ClassVar[type[StageParams]] = GanParams
-    params: GanParams
+    Subclasses build the network that :meth:`generate` runs (:meth:`build_generator`) and fit it;
+    after :meth:`fit` :attr:`generator` holds the EMA weights.
+    """
+
     def __init__(self, params: StageParams | dict[str, Any] | None, data: DataSpec):
         super().__init__(params, data)
         self.check_sizes()
@@ -123,77 +158,14 @@ class GanStage(Stage):
         smallest input) override it.
         """
 
-    def training_memory(self) -> int:
-        """Bytes one training step needs at least (float32), found by one pass of both networks on the meta device.
-
-        The meta device computes shapes only (no memory, no arithmetic), so this is cheap at any size
-        and a size the networks cannot handle fails here, as a :class:`~msaug.errors.ConfigError`,
-        instead of at the first training step. Counted: every layer's output for each sample of a
-        micro-batch (the generator once, the discriminator on real and generated samples), and
-        weights, gradients, Adam moments and the EMA copy. Real use is higher (about twice, measured
-        at 64-256 px): this is a floor, used to refuse what cannot fit.
-        """
-        counts = {"generator": 0, "discriminator": 0}
-
-        def counter(kind: str) -> Any:
-            def hook(module: nn.Module, args: Any, output: Any) -> None:
-                if isinstance(output, torch.Tensor):
-                    counts[kind] += output.numel()
-            return hook
-
-        try:
-            with torch.device("meta"):
-                generator, discriminator = self.build_generator(), self.build_discriminator()
-                for kind, net in (("generator", generator), ("discriminator", discriminator)):
-                    for module in net.modules():
-                        if not any(True for _ in module.children()):
-                            module.register_forward_hook(counter(kind))
-                inputs = None if isinstance(self.input, Noise) else torch.zeros(1, self.input.channels, self.input.size, self.input.size)
-                fake = self.make_fake(generator, inputs, 1)
-                if self.conditional:
-                    assert inputs is not None
-                    fake = torch.cat([fake, self.condition(inputs)], dim=1)
-                discriminator(fake)
-        except (RuntimeError, ValueError, IndexError) as exc:
-            sizes = f"{self.input} -> {', '.join(map(str, self.outputs))}"
-            raise ConfigError(f"its networks cannot run at {sizes} ({exc}); change the stage's size params or data.size") from None
-        per_sample = counts["generator"] + 2 * counts["discriminator"]
-        weights = 5 * sum(p.numel() for p in generator.parameters()) + 4 * sum(p.numel() for p in discriminator.parameters())
-        micro_batch = self.params.batch_size // self.params.grad_accum
-        return 4 * (micro_batch * per_sample + weights)
-
-    def _check_discriminator_scales(self, size: int, size_key: str) -> None:
-        problem = MultiScalePatchDiscriminator.size_problem(size, self.params.scales)  # type: ignore[attr-defined]
-        if problem is not None:
-            raise ConfigError(f"params.scales = {self.params.scales}: {problem} (the size is {size_key})")  # type: ignore[attr-defined]
-
-    # ---- what each family defines
     @abstractmethod
     def build_generator(self) -> nn.Module:
-        """A fresh generator network."""
-
-    @abstractmethod
-    def build_discriminator(self) -> nn.Module:
-        """A fresh discriminator network."""
-
-    @abstractmethod
-    def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(inputs, targets)`` for the trainer: targets in the discriminator's [-1, 1] domain."""
-
-    @abstractmethod
-    def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
-        """A generated training batch in the discriminator's domain (noise from torch's global RNG)."""
+        """A fresh network of the kind :meth:`generate` runs."""
 
     @abstractmethod
     def preview(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
         """Rows of RGB tiles for the sample grid."""
 
-    def condition(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The map concatenated to the discriminator input for conditional families."""
-        raise NotImplementedError
-
-    conditional: ClassVar[bool] = False
-    color_channels: ClassVar[int] = 0
     #: the trainer stops only at a budget: ``msaug pipeline check`` refuses the stage without one
     needs_budget: ClassVar[bool] = True
 
@@ -201,41 +173,29 @@ class GanStage(Stage):
         """Clean up generated hard label maps ``[B, K, H, W]`` (default: unchanged). Must return hard maps."""
         return label
 
-    # ---- Stage contract
-    def fit(self, pairs: Pairs, budget: Budget, ctx: FitContext) -> dict[str, Any]:
+    @abstractmethod
+    def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(inputs, targets)`` for the trainer: the stage inputs (or ``None``) and targets in [-1, 1]."""
+
+    def _fit_trainer(
+        self,
+        pairs: Pairs,
+        budget: Budget,
+        ctx: FitContext,
+        setup: Callable[[], Any],
+        trainer_class: type[Trainer],
+        settings: TrainSettings,
+    ) -> dict[str, Any]:
+        """Fit through ``trainer_class``: networks built by ``setup()`` from ``ctx.seed``, then sampling from the EMA weights."""
         if len(pairs) < 1:
             raise DataError(f"stage {self.name or type(self).__name__} got no training pairs")
         inputs, targets = self.training_tensors(pairs)
         torch.manual_seed(ctx.seed)  # identical initial weights on every rank and every run
-        generator, discriminator = self.build_generator(), self.build_discriminator()
+        parts = setup()
         from msaug.train import distributed
 
-        torch.manual_seed(ctx.seed * 1_000_003 + 17 + distributed.rank())  # per-rank noise and augmentation
-        p = self.params
-        settings = TrainSettings(
-            lr=p.lr,
-            batch_size=p.batch_size,
-            grad_accum=p.grad_accum,
-            ema=p.ema,
-            amp=p.amp,
-            loss=p.loss,
-            r1_gamma=p.r1_gamma,
-            r1_every=p.r1_every,
-            feature_matching=self.feature_matching_weight(),
-            augment=parse_policy(p.augment),
-            log_every=p.log_every,
-            sample_every=p.sample_every,
-            checkpoint_every=p.checkpoint_every,
-        )
-        setup = GanSetup(
-            generator=generator,
-            discriminator=discriminator,
-            make_fake=self.make_fake,
-            preview=self._preview_hard,
-            condition=self.condition if self.conditional else None,
-            color_channels=self.color_channels,
-        )
-        trainer = GanTrainer(setup, settings, inputs, targets, ctx)
+        torch.manual_seed(ctx.seed * 1_000_003 + 17 + distributed.rank())  # per-rank noise, augmentation, timesteps
+        trainer = trainer_class(parts, settings, inputs, targets, ctx)
         summary = trainer.fit(budget)
         self.generator = copy.deepcopy(trainer.ema.module).eval().requires_grad_(False)
         self.device = torch.device(ctx.device)
@@ -243,11 +203,8 @@ class GanStage(Stage):
         self.trainer = trainer
         return summary
 
-    def feature_matching_weight(self) -> float:
-        """Weight of the discriminator feature-matching loss (pix2pixHD); 0 turns it off."""
-        return 0.0
-
     def _preview_hard(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
+        """:meth:`preview` with the network in eval mode (the trainer's copy may be training)."""
         was = generator.training
         generator.eval()
         try:
@@ -267,7 +224,7 @@ class GanStage(Stage):
             raise CheckpointError(f"{self.name or type(self).__name__}: {exc}") from None
         self.fitted = True
 
-    def to(self, device: torch.device | str) -> GanStage:
+    def to(self, device: torch.device | str) -> NetworkStage:
         self.device = torch.device(device)
         if self._generator is not None:
             self._generator.to(self.device)
@@ -280,11 +237,17 @@ class GanStage(Stage):
         The weights are converted once; 4-D inputs are converted per call; the output is contiguous.
         """
         fmt = generation_memory_format(self.device)
+        network = self.generation_network()
+        args = [t.to(self.device).float() for t in inputs]
+        return network(*(t.contiguous(memory_format=fmt) if t.dim() == 4 else t for t in args)).contiguous()
+
+    def generation_network(self) -> nn.Module:
+        """:attr:`generator` with its weights in the layout generation runs fastest in (converted once)."""
+        fmt = generation_memory_format(self.device)
         if self._layout != fmt:
             self.generator.to(memory_format=fmt)
             self._layout = fmt
-        args = [t.to(self.device).float() for t in inputs]
-        return self.generator(*(t.contiguous(memory_format=fmt) if t.dim() == 4 else t for t in args)).contiguous()
+        return self.generator
 
     # ---- helpers
     def _label_spec(self, size: int) -> Label:
@@ -311,6 +274,97 @@ class GanStage(Stage):
 
     def _rows(self, x: torch.Tensor | None, rng: BatchRNG) -> int:
         return int(x.shape[0]) if x is not None else len(rng)
+
+
+class GanStage(NetworkStage):
+    """Shared machinery of the GAN families: fit through the GAN trainer, the memory estimate, discriminators."""
+
+    Params: ClassVar[type[StageParams]] = GanParams
+    params: GanParams
+
+    def training_memory(self) -> int:
+        """Bytes one training step needs at least (float32), found by one pass of both networks on the meta device.
+
+        The meta device computes shapes only (no memory, no arithmetic), so this is cheap at any size
+        and a size the networks cannot handle fails here, as a :class:`~msaug.errors.ConfigError`,
+        instead of at the first training step. Counted: every layer's output for each sample of a
+        micro-batch (the generator once, the discriminator on real and generated samples), and
+        weights, gradients, Adam moments and the EMA copy. Real use is higher (about twice, measured
+        at 64-256 px): this is a floor, used to refuse what cannot fit.
+        """
+        try:
+            with torch.device("meta"):
+                generator, discriminator = self.build_generator(), self.build_discriminator()
+                inputs = None if isinstance(self.input, Noise) else torch.zeros(1, self.input.channels, self.input.size, self.input.size)
+                with count_leaf_outputs(generator) as generated, count_leaf_outputs(discriminator) as judged:
+                    fake = self.make_fake(generator, inputs, 1)
+                    if self.conditional:
+                        assert inputs is not None
+                        fake = torch.cat([fake, self.condition(inputs)], dim=1)
+                    discriminator(fake)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            sizes = f"{self.input} -> {', '.join(map(str, self.outputs))}"
+            raise ConfigError(f"its networks cannot run at {sizes} ({exc}); change the stage's size params or data.size") from None
+        per_sample = generated[0] + 2 * judged[0]
+        weights = 5 * sum(p.numel() for p in generator.parameters()) + 4 * sum(p.numel() for p in discriminator.parameters())
+        micro_batch = self.params.batch_size // self.params.grad_accum
+        return 4 * (micro_batch * per_sample + weights)
+
+    def _check_discriminator_scales(self, size: int, size_key: str) -> None:
+        problem = MultiScalePatchDiscriminator.size_problem(size, self.params.scales)  # type: ignore[attr-defined]
+        if problem is not None:
+            raise ConfigError(f"params.scales = {self.params.scales}: {problem} (the size is {size_key})")  # type: ignore[attr-defined]
+
+    # ---- what each family defines
+    @abstractmethod
+    def build_discriminator(self) -> nn.Module:
+        """A fresh discriminator network."""
+
+    @abstractmethod
+    def make_fake(self, generator: nn.Module, inputs: torch.Tensor | None, n: int) -> torch.Tensor:
+        """A generated training batch in the discriminator's domain (noise from torch's global RNG)."""
+
+    def condition(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The map concatenated to the discriminator input for conditional families."""
+        raise NotImplementedError
+
+    conditional: ClassVar[bool] = False
+    color_channels: ClassVar[int] = 0
+
+    # ---- Stage contract
+    def fit(self, pairs: Pairs, budget: Budget, ctx: FitContext) -> dict[str, Any]:
+        p = self.params
+        settings = TrainSettings(
+            lr=p.lr,
+            batch_size=p.batch_size,
+            grad_accum=p.grad_accum,
+            ema=p.ema,
+            amp=p.amp,
+            loss=p.loss,
+            r1_gamma=p.r1_gamma,
+            r1_every=p.r1_every,
+            feature_matching=self.feature_matching_weight(),
+            augment=parse_policy(p.augment),
+            log_every=p.log_every,
+            sample_every=p.sample_every,
+            checkpoint_every=p.checkpoint_every,
+        )
+
+        def setup() -> GanSetup:
+            return GanSetup(
+                generator=self.build_generator(),
+                discriminator=self.build_discriminator(),
+                make_fake=self.make_fake,
+                preview=self._preview_hard,
+                condition=self.condition if self.conditional else None,
+                color_channels=self.color_channels,
+            )
+
+        return self._fit_trainer(pairs, budget, ctx, setup, GanTrainer, settings)
+
+    def feature_matching_weight(self) -> float:
+        """Weight of the discriminator feature-matching loss (pix2pixHD); 0 turns it off."""
+        return 0.0
 
 
 # --------------------------------------------------------------------------- label generator

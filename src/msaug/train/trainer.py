@@ -1,11 +1,16 @@
-"""The one training loop shared by every GAN family.
+"""The one training loop shared by every trainable family (GAN and diffusion).
 
-A family describes itself as a :class:`GanSetup` (networks, how to make a fake batch, how
-to condition the discriminator, how to draw a preview); :class:`GanTrainer` does the rest:
-alternating discriminator/generator steps with DiffAugment, lazy R1, optional feature
-matching, EMA, gradient accumulation, bf16 autocast on CUDA, ``channels_last``, DDP,
-budgets in steps or seconds, metrics.jsonl, sample grids, atomic resumable checkpoints
-and roll-back to the last good checkpoint when the losses go NaN or diverge.
+:class:`Trainer` is the loop: the generator and its EMA, the generator's optimiser,
+gradient accumulation, bf16 autocast on CUDA, ``channels_last``, DDP, budgets in steps or
+seconds, metrics.jsonl, sample grids, atomic resumable checkpoints and roll-back to the
+last good checkpoint when the losses go NaN or diverge. A subclass adds the update itself
+(:meth:`Trainer.train_step`) and any further networks and optimisers it needs.
+
+A GAN family describes itself as a :class:`GanSetup` (networks, how to make a fake batch,
+how to condition the discriminator, how to draw a preview) and :class:`GanTrainer`
+alternates discriminator/generator steps with DiffAugment, lazy R1 and optional feature
+matching. A diffusion family describes itself as a :class:`DiffusionSetup` (the denoiser,
+its loss on a real batch, a preview) and :class:`DiffusionTrainer` minimises that loss.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from msaug.errors import MsaugError
+from msaug.errors import CheckpointError, MsaugError
 from msaug.io import append_lines
 from msaug.nn.augment import diff_augment
 from msaug.nn.discriminators import Features
@@ -78,6 +83,20 @@ class GanSetup:
 
 
 @dataclass
+class DiffusionSetup:
+    """What one diffusion family plugs into :class:`DiffusionTrainer`.
+
+    ``generator`` is the denoising network; ``loss(network, targets, inputs)`` returns the scalar denoising loss on a real batch
+    (targets in [-1, 1], ``inputs`` the stage inputs or ``None``), drawing its noise and
+    timesteps from torch's global RNG. ``preview`` is as in :class:`GanSetup`.
+    """
+
+    generator: nn.Module
+    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor]
+    preview: Callable[[nn.Module, torch.Tensor | None, torch.Tensor], list[torch.Tensor]]
+
+
+@dataclass
 class TrainSettings:
     """The trainer-facing subset of a stage's params."""
 
@@ -121,12 +140,17 @@ def _adam(module: nn.Module, settings: TrainSettings) -> torch.optim.Adam:
         return torch.optim.Adam(module.parameters(), lr=settings.lr, betas=settings.betas)
 
 
-class GanTrainer:
-    """Trains one :class:`GanSetup` on in-memory tensors (``inputs`` may be ``None``)."""
+class Trainer:
+    """The training loop over in-memory tensors (``inputs`` may be ``None``); subclasses define :meth:`train_step`.
+
+    ``setup.generator`` is the network the stage samples with (its EMA copy is kept here);
+    ``setup.preview(ema_generator, inputs, targets)`` draws the sample grid's rows. Subclasses
+    build any further networks in :meth:`build`.
+    """
 
     def __init__(
         self,
-        setup: GanSetup,
+        setup: GanSetup | DiffusionSetup,
         settings: TrainSettings,
         inputs: torch.Tensor | None,
         targets: torch.Tensor,
@@ -137,26 +161,45 @@ class GanTrainer:
         self.out_dir = Path(ctx.out_dir)
         self.main = distributed.is_main()
         self.amp_dtype = autocast_dtype(self.device, settings.amp)
-        fmt = torch.channels_last if use_channels_last(self.device) else torch.contiguous_format
+        self.memory_format = torch.channels_last if use_channels_last(self.device) else torch.contiguous_format
+        fmt = self.memory_format
         self.inputs = None if inputs is None else inputs.to(self.device).contiguous(memory_format=fmt)
         self.targets = targets.to(self.device).contiguous(memory_format=fmt)
         self.G = setup.generator.to(self.device, memory_format=fmt)
-        self.D = setup.discriminator.to(self.device, memory_format=fmt)
-        self.ema = ema_model(self.G, settings.ema)
         self.opt_g = _adam(self.G, settings)
-        self.opt_d = _adam(self.D, settings)
-        self.G_train: nn.Module = self.G
-        self.D_train: nn.Module = self.D
-        if distributed.is_distributed():
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.G_train = DistributedDataParallel(self.G, device_ids=ids, broadcast_buffers=False)
-            self.D_train = DistributedDataParallel(self.D, device_ids=ids, broadcast_buffers=False)
-            self.ema = ema_model(self.G, settings.ema)  # after DDP's broadcast: identical on every rank
+        self.G_train: nn.Module = self._parallel(self.G)
+        self.ema = ema_model(self.G, settings.ema)  # after DDP's broadcast: identical on every rank
         self.sampler = torch.Generator().manual_seed(ctx.seed * 1009 + distributed.rank())
         self.state = _State()
-        r1 = settings.r1_every if settings.r1_gamma > 0 and settings.r1_every > 0 else 0
-        self.flops = StepFlops(period=r1, ranks=distributed.world_size())
+        self.flops = StepFlops(period=self.flop_period(), ranks=distributed.world_size())
         self._preview_count = min(8, len(self.targets))
+        self.build()
+
+    def build(self) -> None:
+        """Build what the subclass trains besides the generator (called at the end of ``__init__``)."""
+
+    def flop_period(self) -> int:
+        """Every how many steps a step does extra work (``0``: every step alike); :class:`StepFlops` counts one of each kind."""
+        return 0
+
+    def _parallel(self, module: nn.Module) -> nn.Module:
+        """``module`` wrapped for DistributedDataParallel when training runs on several processes."""
+        if not distributed.is_distributed():
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The networks a checkpoint holds, by prefix."""
+        return {"generator": self.G, "ema": self.ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers a checkpoint holds (and a roll-back slows down), by prefix."""
+        return {"opt_g": self.opt_g}
+
+    def train_step(self, real: torch.Tensor, cond: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """One update on a batch of targets (and their inputs); returns the detached losses by name."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ steps
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -176,102 +219,19 @@ class GanTrainer:
             return module.no_sync()
         return contextlib.nullcontext()
 
-    def _d_inputs(
-        self, real: torch.Tensor | None, fake: torch.Tensor | None, cond: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Discriminator inputs for real and fake, augmented with one shared transform per row."""
-        parts = [t for t in (real, fake) if t is not None]
-        colors = [self.setup.color_channels] * len(parts)
-        if cond is not None and self.setup.condition is not None:
-            parts.append(self.setup.condition(cond).to(parts[0].dtype))
-            colors.append(0)
-        parts = diff_augment(parts, self.settings.augment, colors)
-        c = parts[-1] if cond is not None and self.setup.condition is not None else None
-        out = iter(parts)
-        r = next(out) if real is not None else None
-        f = next(out) if fake is not None else None
-        if c is not None:
-            r = None if r is None else torch.cat([r, c], dim=1)
-            f = None if f is None else torch.cat([f, c], dim=1)
-        return r, f
-
-    def _split(self, scores: Features, n: int) -> tuple[Features, Features]:
-        return [[t[:n] for t in s] for s in scores], [[t[n:] for t in s] for s in scores]
-
-    def train_step(self, real: torch.Tensor, cond: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """One discriminator update (plus lazy R1 when due) and one generator update."""
-        s, accum = self.settings, self.settings.grad_accum
-        losses: dict[str, torch.Tensor] = {}
-        # discriminator
-        self.opt_d.zero_grad(set_to_none=True)
-        d_total = torch.zeros((), device=self.device)
-        for i, r, c in self._micro(real, cond):
-            with self._no_sync(self.D_train, i == accum - 1), self._autocast():
-                with torch.no_grad():
-                    fake = self.setup.make_fake(self.G, c, r.shape[0])
-                r_in, f_in = self._d_inputs(r, fake, c)
-                scores = self.D_train(torch.cat([r_in, f_in]))  # type: ignore[list-item]
-                d_loss = discriminator_loss(s.loss, *self._split(scores, r.shape[0]))
-            (d_loss / accum).backward()
-            d_total += d_loss.detach() / accum
-        self.opt_d.step()
-        losses["d_loss"] = d_total
-        if s.r1_gamma > 0 and s.r1_every > 0 and self.state.step % s.r1_every == 0:
-            self.opt_d.zero_grad(set_to_none=True)
-            r1_total = torch.zeros((), device=self.device)
-            for i, r, c in self._micro(real, cond):
-                with self._no_sync(self.D_train, i == accum - 1):
-                    r = r.detach().requires_grad_(True)
-                    r_in, _ = self._d_inputs(r, None, c)
-                    scores = self.D_train(r_in)
-                    penalty = r1_penalty(scores, r)
-                # the zero term touches every parameter (the last bias has no input gradient), which DDP requires
-                anchor = sum(sc[-1].sum() for sc in scores) * 0.0
-                (penalty * (s.r1_gamma / 2 * s.r1_every / accum) + anchor).backward()
-                r1_total += penalty.detach() / accum
-            self.opt_d.step()
-            losses["r1"] = r1_total
-        # generator (the discriminator is used unwrapped and frozen: no gradient sync for it)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.D.requires_grad_(False)
-        g_total = torch.zeros((), device=self.device)
-        fm_total = torch.zeros((), device=self.device)
-        try:
-            for i, r, c in self._micro(real, cond):
-                with self._no_sync(self.G_train, i == accum - 1), self._autocast():
-                    fake = self.setup.make_fake(self.G_train, c, r.shape[0])
-                    r_in, f_in = self._d_inputs(r if s.feature_matching > 0 else None, fake, c)
-                    fake_scores = self.D(f_in)
-                    g_loss = generator_loss(s.loss, fake_scores)
-                    if s.feature_matching > 0:
-                        with torch.no_grad():
-                            real_scores = self.D(r_in)
-                        fm = feature_matching_loss(real_scores, fake_scores)
-                        g_loss = g_loss + s.feature_matching * fm
-                        fm_total += fm.detach() / accum
-                (g_loss / accum).backward()
-                g_total += g_loss.detach() / accum
-        finally:
-            self.D.requires_grad_(True)
-        self.opt_g.step()
-        self.ema.update_parameters(self.G)
-        losses["g_loss"] = g_total
-        if s.feature_matching > 0:
-            losses["feature_matching"] = fm_total
-        return losses
-
     def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(len(self.targets), (self.settings.batch_size,), generator=self.sampler).to(self.device)
         return self.targets[idx], None if self.inputs is None else self.inputs[idx]
 
     # ------------------------------------------------------------ checkpoints
     def _collect(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {**module_tensors("generator", self.G), **module_tensors("discriminator", self.D)}
-        tensors.update(module_tensors("ema", self.ema))
-        og, og_rest = optimizer_state("opt_g", self.opt_g)
-        od, od_rest = optimizer_state("opt_d", self.opt_d)
-        tensors.update(og)
-        tensors.update(od)
+        tensors: dict[str, torch.Tensor] = {}
+        for prefix, module in self.modules().items():
+            tensors.update(module_tensors(prefix, module))
+        rests: dict[str, Any] = {}
+        for prefix, optimizer in self.optimizers().items():
+            found, rests[prefix] = optimizer_state(prefix, optimizer)
+            tensors.update(found)
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.sampler"] = self.sampler.get_state()
         if self.device.type == "cuda":
@@ -282,17 +242,17 @@ class GanTrainer:
             "rollbacks": self.state.rollbacks,
             "lr_scale": self.state.lr_scale,
             "last": self.state.last,
-            "opt_g": og_rest,
-            "opt_d": od_rest,
+            **rests,
         }
         return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in tensors.items()}, meta
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        load_module("generator", self.G, tensors)
-        load_module("discriminator", self.D, tensors)
-        load_module("ema", self.ema, tensors)
-        load_optimizer("opt_g", self.opt_g, tensors, meta["opt_g"])
-        load_optimizer("opt_d", self.opt_d, tensors, meta["opt_d"])
+        for prefix, module in self.modules().items():
+            load_module(prefix, module, tensors)
+        for prefix, optimizer in self.optimizers().items():
+            if prefix not in meta:
+                raise CheckpointError(f"{self.out_dir / 'checkpoint'}: no optimizer {prefix!r} in the checkpoint (was the stage's family changed?)")
+            load_optimizer(prefix, optimizer, tensors, meta[prefix])
         torch.set_rng_state(tensors["rng.torch"])
         self.sampler.set_state(tensors["rng.sampler"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
@@ -348,7 +308,7 @@ class GanTrainer:
 
     # ------------------------------------------------------------------ loop
     def _set_lr(self) -> None:
-        for opt in (self.opt_g, self.opt_d):
+        for opt in self.optimizers().values():
             for group in opt.param_groups:
                 group["lr"] = self.settings.lr * self.state.lr_scale
 
@@ -464,3 +424,127 @@ class GanTrainer:
                     callback(step, budget.steps, last)
 
             yield advance
+
+
+class DiffusionTrainer(Trainer):
+    """Trains one :class:`DiffusionSetup`: one optimiser step on the denoising loss per step."""
+
+    setup: DiffusionSetup
+
+    def train_step(self, real: torch.Tensor, cond: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        accum = self.settings.grad_accum
+        self.opt_g.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        for i, r, c in self._micro(real, cond):
+            with self._no_sync(self.G_train, i == accum - 1), self._autocast():
+                loss = self.setup.loss(self.G_train, r, c)
+            (loss / accum).backward()
+            total += loss.detach().float() / accum
+        self.opt_g.step()
+        self.ema.update_parameters(self.G)
+        return {"loss": total}
+
+
+class GanTrainer(Trainer):
+    """Trains one :class:`GanSetup`: a discriminator update (lazy R1) and a generator update per step."""
+
+    setup: GanSetup
+
+    def flop_period(self) -> int:
+        s = self.settings
+        return s.r1_every if s.r1_gamma > 0 and s.r1_every > 0 else 0  # the lazy R1 update
+
+    def build(self) -> None:
+        self.D = self.setup.discriminator.to(self.device, memory_format=self.memory_format)
+        self.opt_d = _adam(self.D, self.settings)
+        self.D_train: nn.Module = self._parallel(self.D)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {**super().modules(), "discriminator": self.D}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {**super().optimizers(), "opt_d": self.opt_d}
+
+    def _d_inputs(
+        self, real: torch.Tensor | None, fake: torch.Tensor | None, cond: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Discriminator inputs for real and fake, augmented with one shared transform per row."""
+        parts = [t for t in (real, fake) if t is not None]
+        colors = [self.setup.color_channels] * len(parts)
+        if cond is not None and self.setup.condition is not None:
+            parts.append(self.setup.condition(cond).to(parts[0].dtype))
+            colors.append(0)
+        parts = diff_augment(parts, self.settings.augment, colors)
+        c = parts[-1] if cond is not None and self.setup.condition is not None else None
+        out = iter(parts)
+        r = next(out) if real is not None else None
+        f = next(out) if fake is not None else None
+        if c is not None:
+            r = None if r is None else torch.cat([r, c], dim=1)
+            f = None if f is None else torch.cat([f, c], dim=1)
+        return r, f
+
+    def _split(self, scores: Features, n: int) -> tuple[Features, Features]:
+        return [[t[:n] for t in s] for s in scores], [[t[n:] for t in s] for s in scores]
+
+    def train_step(self, real: torch.Tensor, cond: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """One discriminator update (plus lazy R1 when due) and one generator update."""
+        s, accum = self.settings, self.settings.grad_accum
+        losses: dict[str, torch.Tensor] = {}
+        # discriminator
+        self.opt_d.zero_grad(set_to_none=True)
+        d_total = torch.zeros((), device=self.device)
+        for i, r, c in self._micro(real, cond):
+            with self._no_sync(self.D_train, i == accum - 1), self._autocast():
+                with torch.no_grad():
+                    fake = self.setup.make_fake(self.G, c, r.shape[0])
+                r_in, f_in = self._d_inputs(r, fake, c)
+                scores = self.D_train(torch.cat([r_in, f_in]))  # type: ignore[list-item]
+                d_loss = discriminator_loss(s.loss, *self._split(scores, r.shape[0]))
+            (d_loss / accum).backward()
+            d_total += d_loss.detach() / accum
+        self.opt_d.step()
+        losses["d_loss"] = d_total
+        if s.r1_gamma > 0 and s.r1_every > 0 and self.state.step % s.r1_every == 0:
+            self.opt_d.zero_grad(set_to_none=True)
+            r1_total = torch.zeros((), device=self.device)
+            for i, r, c in self._micro(real, cond):
+                with self._no_sync(self.D_train, i == accum - 1):
+                    r = r.detach().requires_grad_(True)
+                    r_in, _ = self._d_inputs(r, None, c)
+                    scores = self.D_train(r_in)
+                    penalty = r1_penalty(scores, r)
+                # the zero term touches every parameter (the last bias has no input gradient), which DDP requires
+                anchor = sum(sc[-1].sum() for sc in scores) * 0.0
+                (penalty * (s.r1_gamma / 2 * s.r1_every / accum) + anchor).backward()
+                r1_total += penalty.detach() / accum
+            self.opt_d.step()
+            losses["r1"] = r1_total
+        # generator (the discriminator is used unwrapped and frozen: no gradient sync for it)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.D.requires_grad_(False)
+        g_total = torch.zeros((), device=self.device)
+        fm_total = torch.zeros((), device=self.device)
+        try:
+            for i, r, c in self._micro(real, cond):
+                with self._no_sync(self.G_train, i == accum - 1), self._autocast():
+                    fake = self.setup.make_fake(self.G_train, c, r.shape[0])
+                    r_in, f_in = self._d_inputs(r if s.feature_matching > 0 else None, fake, c)
+                    fake_scores = self.D(f_in)
+                    g_loss = generator_loss(s.loss, fake_scores)
+                    if s.feature_matching > 0:
+                        with torch.no_grad():
+                            real_scores = self.D(r_in)
+                        fm = feature_matching_loss(real_scores, fake_scores)
+                        g_loss = g_loss + s.feature_matching * fm
+                        fm_total += fm.detach() / accum
+                (g_loss / accum).backward()
+                g_total += g_loss.detach() / accum
+        finally:
+            self.D.requires_grad_(True)
+        self.opt_g.step()
+        self.ema.update_parameters(self.G)
+        losses["g_loss"] = g_total
+        if s.feature_matching > 0:
+            losses["feature_matching"] = fm_total
+        return losses
