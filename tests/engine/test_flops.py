@@ -39,3 +39,9 @@ def test_a_kind_never_counted_makes_the_total_unknown() -> None:
     assert flops.total(1) is None  # steps 0..0: step 0 runs the extra, never counted
     assert flops.total(0) == 0.0
     assert flops.per_step() == 2 * 4**3
+
+
+def test_the_steps_to_count_cover_each_kind() -> None:
+    assert StepFlops(period=0).steps_to_count() == [0]
+    assert StepFlops(period=1).steps_to_count() == [0]  # every step runs the extra
+    assert StepFlops(period=4).steps_to_count() == [0, 1]

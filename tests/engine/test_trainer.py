@@ -124,17 +124,21 @@ def test_training_flops_are_counted_per_step_kind_and_cover_every_step(spec: Dat
 
 
 def test_counting_flops_leaves_the_trained_weights_unchanged(spec: DataSpec, labels: torch.Tensor, tmp_path: Path, monkeypatch) -> None:
-    import contextlib
+    from msaug.train.trainer import Trainer
 
-    from msaug.train.flops import StepFlops
-
-    def fit(folder: Path) -> dict[str, torch.Tensor]:
+    def fit(folder: Path) -> tuple[dict, dict[str, torch.Tensor], torch.Tensor]:
         stage = LabelGeneratorStage(QUICK, spec)
-        stage.fit(Pairs(Noise(128), spec.label, None, labels), Budget(steps=3), FitContext(folder, show_progress=False))
-        return {k: v.clone() for k, v in stage.generator.state_dict().items()}
+        summary = stage.fit(Pairs(Noise(128), spec.label, None, labels), Budget(steps=3), FitContext(folder, show_progress=False))
+        weights = {f"g.{k}": v.clone() for k, v in stage.generator.state_dict().items()}
+        weights.update({f"d.{k}": v.clone() for k, v in stage.trainer.D.state_dict().items()})
+        weights.update({f"opt.{i}": v["exp_avg"].clone() for i, v in stage.trainer.opt_g.state.items()})
+        return summary, weights, torch.get_rng_state()
 
-    counted = fit(tmp_path / "counted")
-    monkeypatch.setattr(StepFlops, "counting", lambda self, step: contextlib.nullcontext())
-    plain = fit(tmp_path / "plain")
+    counted_summary, counted, counted_rng = fit(tmp_path / "counted")
+    monkeypatch.setattr(Trainer, "_count_flops", lambda self: None)
+    plain_summary, plain, plain_rng = fit(tmp_path / "plain")
+    assert counted_summary["train_flops"] > 0 and plain_summary["train_flops"] is None
+    assert counted_summary["steps"] == plain_summary["steps"] == 3
     assert counted.keys() == plain.keys()
     assert all(torch.equal(counted[k], plain[k]) for k in counted)
+    assert torch.equal(counted_rng, plain_rng)  # the random stream goes on as if nothing had been counted

@@ -1,8 +1,9 @@
-"""Training FLOPs of a stage: counted on real steps, extrapolated to every step it kept.
+"""Training FLOPs of a stage: one step of each kind counted, extrapolated to every step it kept.
 
 A trainer's steps differ only by periodic extras (the GAN trainer's lazy R1 penalty runs every
-``r1_every`` steps), so :class:`StepFlops` counts, with torch's ``FlopCounterMode``, the first
-step of each kind a fit runs (one with the extra, one without) and multiplies. What is counted
+``r1_every`` steps), so :class:`StepFlops` counts, with torch's ``FlopCounterMode``, one step
+of each kind (one with the extra, one without; the trainer runs them after training and then
+restores its state) and multiplies. What is counted
 is what ``FlopCounterMode`` counts: matrix products and convolutions, forward and backward (a
 multiply-add is two FLOPs); element-wise ops and the optimiser are not. Steps undone by a
 roll-back are not in the total, which covers the steps the stage's weights went through.
@@ -31,6 +32,10 @@ class StepFlops:
         if kind in self.counted:
             return contextlib.nullcontext()
         return _Count(self, kind)
+
+    def steps_to_count(self) -> list[int]:
+        """Step indices whose kinds cover every kind: step 0 (the extra, if any) and step 1 (a plain step)."""
+        return [0] if self.period in (0, 1) else [0, 1]
 
     def extra_steps(self, steps: int) -> int:
         """How many of steps ``0 .. steps-1`` run the periodic extra."""

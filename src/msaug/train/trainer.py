@@ -357,8 +357,7 @@ class Trainer:
         with self._progress(budget) as advance:
             while not self._stop(budget, time.monotonic() - t0):
                 real, cond = self.sample_batch()
-                with self.flops.counting(self.state.step):
-                    losses = self.train_step(real, cond)
+                losses = self.train_step(real, cond)
                 self.state.step += 1
                 window_steps += 1
                 for k, v in losses.items():
@@ -389,6 +388,7 @@ class Trainer:
                 advance(step, self.state.last)
         elapsed = time.monotonic() - t0
         self.state.elapsed = elapsed
+        self._count_flops()
         distributed.barrier()
         return {
             "steps": self.state.step,
@@ -400,6 +400,25 @@ class Trainer:
             "flops_per_step": self.flops.per_step(),
             **{k: round(v, 5) for k, v in self.state.last.items() if k != "images_per_second"},
         }
+
+    def _count_flops(self) -> None:
+        """Count one training step of each kind (:class:`StepFlops`), then put everything back as it was.
+
+        The counted steps run after training, on a fixed batch, and every weight, optimiser moment,
+        random state and the step count are restored from a snapshot afterwards: counting runs
+        under torch's dispatch mode, which may pick other kernels (attention, for one), so it
+        must not touch the steps that train the stage.
+        """
+        tensors, meta = self._collect()
+        index = torch.arange(self.settings.batch_size, device=self.targets.device) % len(self.targets)
+        real, cond = self.targets[index], None if self.inputs is None else self.inputs[index]
+        try:
+            for step in self.flops.steps_to_count():
+                self.state.step = step
+                with self.flops.counting(step):
+                    self.train_step(real, cond)
+        finally:
+            self._restore(tensors, meta)
 
     def _stop(self, budget: Budget, elapsed: float) -> bool:
         if budget.seconds is None:  # step budgets agree on every rank without communication
