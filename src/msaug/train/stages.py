@@ -14,7 +14,8 @@ Domain plugins subclass these to make their own stages with other defaults, e.g.
             return keep_largest_components(label)
 
 Override points: the ``Params`` field defaults, :meth:`GanStage.postprocess_label` (hard
-``[B, K, H, W]`` in, hard out), :meth:`GanStage.check_sizes` (refuse sizes the networks
+``[B, K, H, W]`` in, hard out; it gets maps already rid of specks smaller than the real
+maps' smallest pieces, :mod:`msaug.train.specks`, unless the params set ``clean_specks: false``), :meth:`GanStage.check_sizes` (refuse sizes the networks
 cannot work at, so ``msaug pipeline check`` does) and, for stages that make images,
 :meth:`TranslatorStage.postprocess_image` / :meth:`JointStage.postprocess_image`.
 All networks, losses and the training loop come from :mod:`msaug.nn` and
