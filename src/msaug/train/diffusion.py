@@ -11,7 +11,8 @@ not re-written; the training loop is msaug's own :class:`~msaug.train.trainer.Tr
 
 * ``diffusion.label_generator``: noise -> label map. The model denoises the label channels
   mapped to [-1, 1] (one-hot for ``index``, independent channels for ``multilabel``); the
-  sample is hardened by :func:`msaug.nn.heads.harden_logits`, as the GAN label generator's.
+  sample is hardened by :func:`msaug.nn.heads.harden_logits` and cleaned of specks
+  (:mod:`msaug.train.specks`), as the GAN label generator's.
 * ``diffusion.translator``: label map -> image. The noisy image and the label map in [-1, 1]
   are concatenated along channels (mask conditioning as in segmentation-guided diffusion).
 
@@ -41,7 +42,7 @@ from msaug.nn.heads import to_signed, to_unit
 from msaug.rng import BatchRNG
 from msaug.stage import Budget, FitContext, Pairs, StageParams
 from msaug.train.preview import as_rgb, colorize
-from msaug.train.stages import ImageStageMixin, NetworkParams, NetworkStage, count_leaf_outputs
+from msaug.train.stages import CLEAN_SPECKS, ImageStageMixin, NetworkParams, NetworkStage, count_leaf_outputs
 from msaug.train.trainer import DiffusionSetup, DiffusionTrainer, TrainSettings
 
 __all__ = [
@@ -215,7 +216,9 @@ class DiffusionStage(NetworkStage):
 
 # --------------------------------------------------------------------------- label generator
 class DiffusionLabelGeneratorParams(DiffusionParams):
-    """``diffusion.label_generator``'s params (the shared ones; a plugin subclasses this to change defaults)."""
+    """``diffusion.label_generator``'s params (the shared ones and the speck clean-up; a plugin subclasses this to change defaults)."""
+
+    clean_specks: bool = CLEAN_SPECKS
 
 
 class DiffusionLabelGeneratorStage(DiffusionStage):

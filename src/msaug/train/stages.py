@@ -14,7 +14,8 @@ Domain plugins subclass these to make their own stages with other defaults, e.g.
             return keep_largest_components(label)
 
 Override points: the ``Params`` field defaults, :meth:`GanStage.postprocess_label` (hard
-``[B, K, H, W]`` in, hard out), :meth:`GanStage.check_sizes` (refuse sizes the networks
+``[B, K, H, W]`` in, hard out; it gets maps already rid of specks smaller than the real
+maps' smallest pieces, :mod:`msaug.train.specks`, unless the params set ``clean_specks: false``), :meth:`GanStage.check_sizes` (refuse sizes the networks
 cannot work at, so ``msaug pipeline check`` does) and, for stages that make images,
 :meth:`TranslatorStage.postprocess_image` / :meth:`JointStage.postprocess_image`.
 All networks, losses and the training loop come from :mod:`msaug.nn` and
@@ -47,6 +48,7 @@ from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
 from msaug.train.checkpoint import load_module
 from msaug.train.device import generation_memory_format
 from msaug.train.preview import as_rgb, colorize
+from msaug.train.specks import CONNECTIVITY, remove_specks, smallest_components
 from msaug.train.trainer import GanSetup, GanTrainer, Trainer, TrainSettings
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "LabelGeneratorStage",
     "LabelUpscalerParams",
     "LabelUpscalerStage",
+    "CLEAN_SPECKS",
     "NetworkParams",
     "NetworkStage",
     "TranslatorParams",
@@ -84,6 +87,17 @@ class NetworkParams(StageParams):
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})")
         return self
+
+
+#: the ``clean_specks`` param of every label-producing family (a plugin's Params may change its default)
+CLEAN_SPECKS = Field(
+    True,
+    description=f"remove generated pieces of a structure smaller than its smallest {CONNECTIVITY}-connected piece "
+    "in the real training maps (areas learnt while fitting)",
+)
+
+#: the state key of the learnt smallest real component areas (:attr:`NetworkStage.smallest_real_component`)
+SMALLEST_COMPONENT_KEY = "smallest_real_component"
 
 
 class GanParams(NetworkParams):
@@ -137,6 +151,8 @@ class NetworkStage(Stage):
         self._generator: nn.Module | None = None  # built on first use: listing and checking a chain build no network
         self.fitted = False
         self._layout: torch.memory_format | None = None  # the generator's memory layout for generation, once set
+        #: label stages: per channel, the pixel area of the smallest component in the real training maps (None: not learnt)
+        self.smallest_real_component: torch.Tensor | None = None
 
     @property
     def generator(self) -> nn.Module:
@@ -170,8 +186,21 @@ class NetworkStage(Stage):
     needs_budget: ClassVar[bool] = True
 
     def postprocess_label(self, label: torch.Tensor) -> torch.Tensor:
-        """Clean up generated hard label maps ``[B, K, H, W]`` (default: unchanged). Must return hard maps."""
+        """Clean up generated hard label maps ``[B, K, H, W]`` (default: unchanged). Must return hard maps.
+
+        Runs after :meth:`remove_specks`, which an override does not replace.
+        """
         return label
+
+    def remove_specks(self, label: torch.Tensor) -> torch.Tensor:
+        """Generated hard maps without pieces smaller than the real maps' smallest (:mod:`msaug.train.specks`).
+
+        Unchanged where the params' ``clean_specks`` is false or absent (image families) and for a
+        stage loaded from a file without the learnt areas.
+        """
+        if self.smallest_real_component is None or not getattr(self.params, "clean_specks", False):
+            return label
+        return remove_specks(label, self.smallest_real_component, self.data.encoding)
 
     @abstractmethod
     def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -190,6 +219,9 @@ class NetworkStage(Stage):
         if len(pairs) < 1:
             raise DataError(f"stage {self.name or type(self).__name__} got no training pairs")
         inputs, targets = self.training_tensors(pairs)
+        learns_areas = isinstance(self.output, Label)
+        if learns_areas:  # before training, so the sample grids are cleaned as generation is
+            self.smallest_real_component = smallest_components(to_unit(targets), self.data.encoding)
         torch.manual_seed(ctx.seed)  # identical initial weights on every rank and every run
         parts = setup()
         from msaug.train import distributed
@@ -201,7 +233,15 @@ class NetworkStage(Stage):
         self.device = torch.device(ctx.device)
         self.fitted = True
         self.trainer = trainer
+        if learns_areas:
+            summary = {**summary, "smallest_real_component_px": self._smallest_component_summary()}
         return summary
+
+    def _smallest_component_summary(self) -> dict[str, int]:
+        """Per foreground class, the learnt smallest real component area (pixels at the stage's size)."""
+        assert self.smallest_real_component is not None
+        areas = self.smallest_real_component.tolist()
+        return {self.data.classes[c]: int(areas[c]) for c in self.data.label.foreground_channels}
 
     def _preview_hard(self, generator: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor) -> list[torch.Tensor]:
         """:meth:`preview` with the network in eval mode (the trainer's copy may be training)."""
@@ -214,14 +254,25 @@ class NetworkStage(Stage):
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         # contiguous whatever layout generation left the weights in: safetensors stores dense tensors
-        return {f"generator.{k}": v.detach().cpu().clone(memory_format=torch.contiguous_format)
-                for k, v in self.generator.state_dict().items()}
+        state = {f"generator.{k}": v.detach().cpu().clone(memory_format=torch.contiguous_format)
+                 for k, v in self.generator.state_dict().items()}
+        if self.smallest_real_component is not None:
+            state[SMALLEST_COMPONENT_KEY] = self.smallest_real_component.detach().cpu().clone()
+        return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load weights (and the learnt component areas; a file saved before they existed has none: no clean-up)."""
+        areas = state.get(SMALLEST_COMPONENT_KEY)
+        if areas is not None and tuple(areas.shape) != (len(self.data.classes),):
+            raise CheckpointError(
+                f"{self.name or type(self).__name__}: checkpoint tensor {SMALLEST_COMPONENT_KEY!r} has shape "
+                f"{tuple(areas.shape)}, expected ({len(self.data.classes)},), one area per label class"
+            )
         try:
             load_module("generator", self.generator, state)
         except CheckpointError as exc:
             raise CheckpointError(f"{self.name or type(self).__name__}: {exc}") from None
+        self.smallest_real_component = None if areas is None else areas.to(torch.int64).cpu()
         self.fitted = True
 
     def to(self, device: torch.device | str) -> NetworkStage:
@@ -270,7 +321,7 @@ class NetworkStage(Stage):
         return tensor.float()
 
     def _hard(self, logits: torch.Tensor) -> torch.Tensor:
-        return self.postprocess_label(self.data.label.harden_logits(logits))
+        return self.postprocess_label(self.remove_specks(self.data.label.harden_logits(logits)))
 
     def _rows(self, x: torch.Tensor | None, rng: BatchRNG) -> int:
         return int(x.shape[0]) if x is not None else len(rng)
@@ -371,6 +422,7 @@ class GanStage(NetworkStage):
 class LabelGeneratorParams(GanParams):
     size: int | None = Field(None, ge=8, le=4096, description="side of the generated label maps (default: data.size)")
     noise_dim: int = Field(128, ge=1, le=4096, description="latent vector length")
+    clean_specks: bool = CLEAN_SPECKS
 
 
 class LabelGeneratorStage(GanStage):
@@ -426,6 +478,7 @@ class LabelUpscalerParams(GanParams):
     scales: int = Field(2, ge=1, le=4, description="scales of the multi-scale patch discriminator")
     loss: Literal["nonsaturating", "hinge"] = "hinge"
     r1_gamma: float = 0.0
+    clean_specks: bool = CLEAN_SPECKS
 
     @model_validator(mode="after")
     def _sizes(self) -> LabelUpscalerParams:
