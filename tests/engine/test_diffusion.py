@@ -17,7 +17,7 @@ from msaug.nn.heads import harden_logits
 from msaug.rng import BatchRNG
 from msaug.train.checkpoint import load_checkpoint
 from msaug.train.diffusion import DiffusionLabelGeneratorStage, DiffusionTranslatorStage
-from msaug.train.specks import remove_specks
+from msaug.train.specks import SPECK_SHARE, remove_specks
 
 from .conftest import CLASSES, SIZE, images_for, synthetic_multilabel
 
@@ -67,9 +67,9 @@ def test_label_maps_are_hardened_by_the_gan_helper_and_hook(tmp_path: Path) -> N
     rng = BatchRNG.for_indices(1, range(4))
     noise = rng.normal(2, SIZE, SIZE)
     out = stage.generate(noise.flatten(1), rng)  # a caller's noise is the initial noise itself
-    # hardened, then cleaned of pieces smaller than the real maps' smallest (msaug.train.specks), then the hook
+    # hardened, then cleaned of pieces below a tenth of the real maps' smallest (msaug.train.specks), then the hook
     expected = remove_specks(harden_logits(stage.sample(stage.generator, noise, None), "multilabel"),
-                             stage.smallest_real_component, "multilabel")
+                             stage.smallest_real_component * SPECK_SHARE, "multilabel")
     assert torch.equal(out, expected) and torch.equal(seen[-1], expected)
     assert set(out.unique().tolist()) <= {0.0, 1.0}
     # the same rows from the stage's own draw of each stream

@@ -13,7 +13,7 @@ from msaug.errors import CheckpointError
 from msaug.resize import resize_label
 from msaug.rng import BatchRNG
 from msaug.train.diffusion import DiffusionLabelGeneratorStage
-from msaug.train.specks import remove_specks, smallest_components
+from msaug.train.specks import SPECK_SHARE, remove_specks, smallest_components
 from msaug.train.stages import SMALLEST_COMPONENT_KEY, LabelGeneratorStage, LabelUpscalerStage
 
 from .conftest import CLASSES, QUICK, SIZE, synthetic_index_labels, synthetic_multilabel
@@ -160,14 +160,14 @@ def test_removal_applies_in_generation_and_before_a_subclass_hook(spec: DataSpec
     raw = LabelGeneratorStage({**QUICK, "clean_specks": False}, spec)
     raw.load_state_dict(state)
     unclean = raw.generate(None, BatchRNG.for_indices(0, range(6)))
-    stage.smallest_real_component = torch.tensor([0, SIZE * SIZE + 1, SIZE * SIZE + 1])  # every piece is too small
+    stage.smallest_real_component = torch.tensor([0, 10 * SIZE * SIZE + 10, 10 * SIZE * SIZE + 10])  # every piece is below a tenth of it
     out = stage.generate(None, BatchRNG.for_indices(0, range(6)))
     assert float(unclean[:, 1:].sum()) > 0  # the raw maps have structures ...
     assert torch.equal(out[:, 0], torch.ones_like(out[:, 0]))  # ... which all go: background everywhere
     assert torch.equal(seen[-1], out)  # the subclass hook saw the cleaned maps
     stage.smallest_real_component = state[SMALLEST_COMPONENT_KEY].clone()
     assert torch.equal(stage.generate(None, BatchRNG.for_indices(0, range(6))),
-                       remove_specks(unclean, stage.smallest_real_component, "index"))
+                       remove_specks(unclean, stage.smallest_real_component * SPECK_SHARE, "index"))
 
 
 def test_switched_off_or_loaded_from_an_old_file_leaves_maps_unchanged(spec: DataSpec, tmp_path: Path) -> None:
@@ -208,5 +208,21 @@ def test_diffusion_label_generator_learns_and_applies_the_areas(tmp_path: Path) 
     off.load_state_dict(stage.state_dict())
     unclean = off.generate(None, BatchRNG.for_indices(0, range(3)))
     out = stage.generate(None, BatchRNG.for_indices(0, range(3)))
+    assert torch.equal(out, remove_specks(unclean, torch.tensor(expected) * SPECK_SHARE, "multilabel"))
+    stage.smallest_real_component = torch.tensor(expected) * 10  # the bar at the real pieces' own areas
+    out = stage.generate(None, BatchRNG.for_indices(0, range(3)))
     assert torch.equal(out, remove_specks(unclean, torch.tensor(expected), "multilabel"))
     assert not torch.equal(out, unclean)  # an untrained model's maps are speckled
+
+
+def test_a_stage_removes_only_pieces_below_a_tenth_of_the_smallest_real_piece(spec: DataSpec, tmp_path: Path) -> None:
+    stage = LabelGeneratorStage(QUICK, spec)
+    stage.smallest_real_component = torch.tensor([0, 100, 100])
+    maps = torch.zeros(1, 3, SIZE, SIZE)
+    maps[0, 0] = 1
+    for (r, c, side) in ((1, 1, 3), (8, 8, 4)):  # a 9 px piece (below 10: a speck) and a 16 px one (kept)
+        maps[0, 0, r:r + side, c:c + side] = 0
+        maps[0, 1, r:r + side, c:c + side] = 1
+    out = stage.remove_specks(maps)
+    assert float(out[0, 1, 1:4, 1:4].sum()) == 0 and float(out[0, 0, 1:4, 1:4].sum()) == 9
+    assert float(out[0, 1, 8:12, 8:12].sum()) == 16

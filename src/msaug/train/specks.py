@@ -6,8 +6,8 @@ A label generator that has learnt a structure's shape still scatters small piece
 a property of the data, so it is learnt, not set: while a label-producing stage fits,
 :func:`smallest_components` finds, per foreground channel, the area of the smallest connected
 component in any real training map at the stage's size; after generation,
-:func:`remove_specks` removes, per channel, every component smaller than that. Vessel maps,
-whose real maps have 1-pixel pieces, keep everything.
+:func:`remove_specks` removes, per channel, every component smaller than a tenth of that
+(:data:`SPECK_SHARE`). Vessel maps, whose real maps have 1-pixel pieces, keep everything.
 
 Components are **4-connected** (pixels sharing an edge), as ``scipy.ndimage.label`` counts
 by default and as the per-stage table counts components per map
@@ -30,7 +30,13 @@ from scipy import ndimage
 
 from msaug.label_encoding import foreground_channels
 
-__all__ = ["CONNECTIVITY", "remove_specks", "smallest_components"]
+__all__ = ["CONNECTIVITY", "SPECK_SHARE", "remove_specks", "smallest_components"]
+
+#: a generated piece is a speck when it is smaller than this share of the smallest real piece of its
+#: structure: an order of magnitude below anything the real maps hold. The share 1 (the smallest
+#: real piece itself) removed whole lungs that the learned upscaler had split in two (components
+#: per map 1.88, real 2.00, IoU 0.876 instead of 0.925 on held-out `cxr-lungs` maps); 0.1 removes the specks only
+SPECK_SHARE = 0.1
 
 #: pixels sharing an edge are connected (4-connectivity)
 CONNECTIVITY = 4

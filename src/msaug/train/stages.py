@@ -48,7 +48,7 @@ from msaug.stage import Budget, FitContext, Pairs, Stage, StageParams
 from msaug.train.checkpoint import load_module
 from msaug.train.device import generation_memory_format
 from msaug.train.preview import as_rgb, colorize
-from msaug.train.specks import CONNECTIVITY, remove_specks, smallest_components
+from msaug.train.specks import CONNECTIVITY, SPECK_SHARE, remove_specks, smallest_components
 from msaug.train.trainer import GanSetup, GanTrainer, Trainer, TrainSettings
 
 __all__ = [
@@ -92,7 +92,7 @@ class NetworkParams(StageParams):
 #: the ``clean_specks`` param of every label-producing family (a plugin's Params may change its default)
 CLEAN_SPECKS = Field(
     True,
-    description=f"remove generated pieces of a structure smaller than its smallest {CONNECTIVITY}-connected piece "
+    description=f"remove generated pieces of a structure smaller than {SPECK_SHARE:g} of its smallest {CONNECTIVITY}-connected piece "
     "in the real training maps (areas learnt while fitting)",
 )
 
@@ -193,14 +193,14 @@ class NetworkStage(Stage):
         return label
 
     def remove_specks(self, label: torch.Tensor) -> torch.Tensor:
-        """Generated hard maps without pieces smaller than the real maps' smallest (:mod:`msaug.train.specks`).
+        """Generated hard maps without pieces smaller than ``SPECK_SHARE`` of the real maps' smallest (:mod:`msaug.train.specks`).
 
         Unchanged where the params' ``clean_specks`` is false or absent (image families) and for a
         stage loaded from a file without the learnt areas.
         """
         if self.smallest_real_component is None or not getattr(self.params, "clean_specks", False):
             return label
-        return remove_specks(label, self.smallest_real_component, self.data.encoding)
+        return remove_specks(label, self.smallest_real_component.double() * SPECK_SHARE, self.data.encoding)
 
     @abstractmethod
     def training_tensors(self, pairs: Pairs) -> tuple[torch.Tensor | None, torch.Tensor]:
