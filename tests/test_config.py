@@ -137,13 +137,14 @@ def test_structured_overrides_land_in_the_config_by_the_same_path_as_set(tmp_pat
 
 def test_a_bad_structured_override_is_a_config_error_naming_the_key(tmp_path):
     path = write(tmp_path, yaml.safe_dump(CLASSIC))
-    with pytest.raises(ConfigError, match=r"data.sizee \(set by --set data.sizee=5\): unknown key. Valid keys: .*size"):
+    # overrides given in Python are named as such (not as a --set the user never typed)
+    with pytest.raises(ConfigError, match=r"data.sizee \(set by overrides \{'data.sizee': 5\}\): unknown key. Valid keys: .*size"):
         load_pipeline(path, profile="none", overrides={"data.sizee": 5})
     with pytest.raises(ConfigError, match="stages.nosuch.budget.steps: no stage named 'nosuch'; stages are: real_labels, "):
         load_pipeline(path, profile="none", overrides={"stages.nosuch.budget.steps": 1})
-    with pytest.raises(ConfigError, match=r"generate.count \(set by --set generate.count='many'\): Input should be a valid integer"):
+    with pytest.raises(ConfigError, match=r"generate.count \(set by overrides \{'generate.count': 'many'\}\): Input should be a valid integer"):
         load_pipeline(path, profile="none", overrides={"generate.count": "many"})
-    with pytest.raises(ConfigError, match="--set 'data..size': the key must be a dotted path like data.size"):
+    with pytest.raises(ConfigError, match="overrides 'data..size': the key must be a dotted path like data.size"):
         load_pipeline(path, profile="none", overrides={"data..size": 1})
     with pytest.raises(ConfigError, match="override data.root: <object object at .*> is not a YAML value"):
         set_argument("data.root", object())

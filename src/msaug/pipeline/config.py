@@ -239,20 +239,30 @@ def apply_overrides(loaded: LoadedYAML, overrides: Mapping[str, Any], origin: st
                 raise
             message = str(exc) if str(exc).startswith(origin) else f"{origin}: {exc}"
             raise ConfigError(f"{loaded.path}:{line}: {message}") from None
-        loaded.origins[path] = origin if origin.startswith("profile") else f"--set {dotted}={value!r}"
+        if origin.startswith("profile"):
+            loaded.origins[path] = origin
+        elif origin == OVERRIDES:
+            loaded.origins[path] = f"overrides {{{dotted!r}: {value!r}}}"
+        else:
+            loaded.origins[path] = f"--set {dotted}={value!r}"
         if line is not None:
             loaded.origin_lines[path] = line
 
 
-def apply_sets(loaded: LoadedYAML, overrides: Mapping[str, Any]) -> None:
-    """Apply ``--set`` overrides: dotted key paths to values, from the command line (:func:`parse_sets`) or built in Python.
+#: the origin of overrides given in Python (``load_pipeline(..., overrides=)``), as messages name it
+OVERRIDES = "overrides"
+
+
+def apply_sets(loaded: LoadedYAML, overrides: Mapping[str, Any], source: str = "--set") -> None:
+    """Apply overrides: dotted key paths to values, from the command line (:func:`parse_sets`, ``source`` ``--set``) or built in Python (:data:`OVERRIDES`).
 
     A key that names no stage or list item is a :class:`ConfigError` here; an unknown key or a
-    value of the wrong type is one when the pipeline is validated, naming ``(set by --set KEY=VALUE)``.
+    value of the wrong type is one when the pipeline is validated, naming where it came from:
+    ``(set by --set KEY=VALUE)`` or ``(set by overrides {'KEY': VALUE})``.
     """
     for key in overrides:
-        check_key(key, f"--set {key!r}")
-    apply_overrides(loaded, overrides, "--set")
+        check_key(key, f"{source} {key!r}")
+    apply_overrides(loaded, overrides, source)
 
 
 def profile_lines(loaded: LoadedYAML, name: str) -> dict[str, int]:
@@ -368,7 +378,7 @@ def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[s
     for key, value in parsed:  # one by one, in the order given: a later --set may refer to a stage an earlier one renamed
         apply_sets(loaded, {key: value})
     if overrides:
-        apply_sets(loaded, overrides)
+        apply_sets(loaded, overrides, OVERRIDES)
         sets = [*sets, *(set_argument(k, v) for k, v in overrides.items())]
     base = loaded.path.parent
     data = loaded.data.get("data")
@@ -377,14 +387,14 @@ def load_pipeline(path: str | Path, profile: str | None = None, sets: Sequence[s
             root = expand_root(str(data["root"]))
         except ConfigError as exc:
             raise ConfigError(f"{loaded.where(('data', 'root'))}: {exc}") from None
-        from_cli = loaded.origins.get(("data", "root"), "").startswith("--set")  # relative to the shell's folder
+        from_cli = loaded.origins.get(("data", "root"), "").startswith(("--set", OVERRIDES))  # relative to the shell's folder
         data["root"] = str((root if root.is_absolute() or from_cli else base / root).resolve())
     evaluate = loaded.data.get("evaluate")
     segmenter = evaluate.get("segmenter") if isinstance(evaluate, dict) else None
     for block, key, where in ((segmenter, "weights", ("evaluate", "segmenter", "weights")), (evaluate, "inception_weights", ("evaluate", "inception_weights"))):
         if isinstance(block, dict) and isinstance(block.get(key), str) and block[key].strip():
             weights = Path(block[key]).expanduser()  # like data.root: the YAML's folder, or the shell's for --set
-            from_cli = loaded.origins.get(where, "").startswith("--set")
+            from_cli = loaded.origins.get(where, "").startswith(("--set", OVERRIDES))
             block[key] = str((weights if weights.is_absolute() or from_cli else base / weights).resolve())
     try:
         config = PipelineConfig.model_validate(loaded.data)
