@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from msaug import Budget, DataSpec, FitContext, Pairs
@@ -31,21 +30,10 @@ from msaug.rng import BatchRNG
 from msaug.train.device import resolve_device
 from msaug.train.diffusion import DiffusionTranslatorStage
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine_overhead import synthetic  # noqa: E402  (the same disc maps and images as the GAN benchmark)
+
 CLASSES = ("background", "organ", "lesion")
-
-
-def synthetic(n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Disc label maps (index encoding, 3 classes) and grey images that are a function of them."""
-    g = torch.Generator().manual_seed(0)
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    idx = torch.zeros(n, size, size, dtype=torch.long)
-    for i in range(n):
-        cx, cy, r = (torch.rand(3, generator=g) * torch.tensor([0.6, 0.6, 0.3]) + torch.tensor([-0.3, -0.3, 0.3])).tolist()
-        idx[i][(xx - cx) ** 2 + (yy - cy) ** 2 < r**2] = 1
-        idx[i][(xx - cx) ** 2 + (yy - cy) ** 2 < (r / 2) ** 2] = 2
-    labels = F.one_hot(idx, len(CLASSES)).permute(0, 3, 1, 2).float()
-    images = (labels * torch.tensor([0.1, 0.6, 0.9]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    return labels, images
 
 
 def forward_gflops(stage: DiffusionTranslatorStage) -> float:
