@@ -185,3 +185,27 @@ def test_evaluate_block_fills_report_and_manifest_qc(classic_yaml, tmp_path):
     manifest = [json.loads(x) for x in (out / "synthetic/manifest.jsonl").read_text().splitlines()]
     assert len(manifest) == 6 and all(0 <= m["qc_dice"] <= 1 for m in manifest)
     assert "## Segmentation evaluation" in (out / "report.md").read_text()
+
+
+def test_resolved_yaml_shows_the_sizes_each_stage_works_at(classic_yaml):
+    """Sizes left to the data are resolved once, by the stage, and written out: no ``size: null``."""
+    from msaug.pipeline.runner import prepare, resolved_yaml
+
+    cfg = yaml.safe_load(classic_yaml.read_text())
+    cfg["stages"] = [
+        {"use": "gan.label_generator", "params": {"size": 8}, "budget": {"steps": 1}},
+        {"use": "gan.label_upscaler", "budget": {"steps": 1}},  # out_size: data.size; in_size: a quarter of it
+        {"use": "gan.translator", "budget": {"steps": 1}},
+    ]
+    cfg["evaluate"] = {"segmenter": {"steps": 2}}
+    classic_yaml.write_text(yaml.safe_dump(cfg))
+    prepared = prepare(classic_yaml, "quick", training=False)
+    resolved = yaml.safe_load(resolved_yaml(prepared))
+    params = [s["params"] for s in resolved["stages"]]
+    assert params[0]["size"] == 8
+    assert (params[1]["in_size"], params[1]["out_size"]) == (8, 32)
+    assert params[2]["size"] == 32
+    assert resolved["evaluate"]["segmenter"]["size"] == 32
+    upscaler = prepared.chain.stages[1].stage
+    assert (upscaler.in_size, upscaler.out_size) == (8, 32) and str(upscaler.output) == "Label(3 classes, 32 px, index)"
+    assert "size: null" not in resolved_yaml(prepared)

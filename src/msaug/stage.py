@@ -141,11 +141,25 @@ class Stage(ABC):
     #: (their image targets are then None), such as ``core.lab2im`` with default intensities
     fits_without_images: ClassVar[bool] = False
 
+    #: params fields that mean "the data's size" when left unset (``None``); :meth:`resolve_params`
+    #: fills them in, so ``self.params`` and ``pipeline.resolved.yaml`` show the size the stage works at
+    data_size_params: ClassVar[tuple[str, ...]] = ("size",)
+
     def __init__(self, params: StageParams | dict[str, Any] | None, data: DataSpec):
         if not isinstance(params, StageParams):
             params = self.Params(**(params or {}))
-        self.params = params
+        self.params = self.resolve_params(params, data)
         self.data = data
+
+    @classmethod
+    def resolve_params(cls, params: StageParams, data: DataSpec) -> StageParams:
+        """``params`` with every default that depends on the data made explicit (called once, by ``__init__``).
+
+        By default each field named in :attr:`data_size_params` that is ``None`` becomes
+        ``data.size``; a stage with other data-dependent defaults extends this.
+        """
+        unset = {name: data.size for name in cls.data_size_params if name in type(params).model_fields and getattr(params, name) is None}
+        return params.model_copy(update=unset) if unset else params
 
     @property
     @abstractmethod

@@ -48,7 +48,7 @@ class RealLabels(Stage):
 
     @property
     def size(self) -> int:
-        return self.params.size or self.data.size
+        return self.params.size
 
     @property
     def input(self) -> Noise:
@@ -105,7 +105,7 @@ class LabelResize(Stage):
 
     @property
     def output(self) -> Label:
-        return self.data.label.at(self.params.size or self.data.size)
+        return self.data.label.at(self.params.size)
 
     @torch.no_grad()
     def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> torch.Tensor:
@@ -185,7 +185,7 @@ class Lab2Im(Stage):
 
     @property
     def size(self) -> int:
-        return self.params.size or self.data.size
+        return self.params.size
 
     @property
     def input(self) -> Label:

@@ -76,7 +76,10 @@ class Prepared:
         data["profiles"] = {}
         for sc, cs in zip(data["stages"], self.chain.stages):
             sc["name"] = cs.name
-            sc["params"] = cs.stage.params.model_dump(mode="json")
+            sc["params"] = cs.stage.params.model_dump(mode="json")  # sizes resolved by the stage (Stage.resolve_params)
+        segmenter = (data.get("evaluate") or {}).get("segmenter")
+        if segmenter is not None and segmenter.get("size") is None:  # unset: the segmenter works at data.size
+            segmenter["size"] = self.config.data.size
         return data
 
 

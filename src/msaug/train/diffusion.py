@@ -92,7 +92,7 @@ class DiffusionStage(NetworkStage):
 
     @property
     def size(self) -> int:
-        return self.params.size or self.data.size
+        return self.params.size
 
     def check_sizes(self) -> None:
         factor = 2 ** (self.params.levels - 1)

@@ -434,7 +434,7 @@ class LabelGeneratorStage(GanStage):
 
     @property
     def size(self) -> int:
-        return self.params.size or self.data.size
+        return self.params.size
 
     @property
     def input(self) -> Noise:
@@ -495,14 +495,25 @@ class LabelUpscalerStage(GanStage):
     params: LabelUpscalerParams
     conditional = True
 
-    def __init__(self, params: StageParams | dict[str, Any] | None, data: DataSpec):
-        super_params = params if isinstance(params, StageParams) else self.Params(**(params or {}))
-        out = super_params.out_size or data.size  # type: ignore[attr-defined]
-        inn = super_params.in_size or max(4, out // 4)  # type: ignore[attr-defined]
+    data_size_params: ClassVar[tuple[str, ...]] = ("out_size",)
+
+    @classmethod
+    def resolve_params(cls, params: StageParams, data: DataSpec) -> StageParams:
+        """``out_size`` defaults to ``data.size``, ``in_size`` to a quarter of it."""
+        resolved = super().resolve_params(params, data)
+        out = resolved.out_size  # type: ignore[attr-defined]
+        inn = resolved.in_size or max(4, out // 4)  # type: ignore[attr-defined]
         if out <= inn:  # the composer names the stage (stages[1], xray.mask_upscale): not the family here
             raise ConfigError(f"out_size ({out}) must be larger than in_size ({inn}); set params.in_size below the output size")
-        self.out_size, self.in_size = out, inn
-        super().__init__(super_params, data)
+        return resolved.model_copy(update={"in_size": inn})
+
+    @property
+    def out_size(self) -> int:
+        return self.params.out_size  # type: ignore[return-value] - resolved by resolve_params
+
+    @property
+    def in_size(self) -> int:
+        return self.params.in_size  # type: ignore[return-value] - resolved by resolve_params
 
     def check_sizes(self) -> None:
         self._check_discriminator_scales(self.out_size, "params.out_size, or data.size where unset")
@@ -597,7 +608,7 @@ class TranslatorStage(ImageStageMixin, GanStage):
 
     @property
     def size(self) -> int:
-        return self.params.size or self.data.size
+        return self.params.size
 
     def check_sizes(self) -> None:
         self._check_discriminator_scales(self.size, "params.size, or data.size where unset")
