@@ -209,3 +209,20 @@ def test_resolved_yaml_shows_the_sizes_each_stage_works_at(classic_yaml):
     upscaler = prepared.chain.stages[1].stage
     assert (upscaler.in_size, upscaler.out_size) == (8, 32) and str(upscaler.output) == "Label(3 classes, 32 px, index)"
     assert "size: null" not in resolved_yaml(prepared)
+
+
+def test_resume_accepts_a_run_whose_resolved_yaml_left_sizes_unresolved(classic_yaml, tmp_path):
+    """Runs of an earlier msaug wrote ``size: null`` where the stage used data.size: resuming them is no change."""
+    out = tmp_path / "run"
+    run(classic_yaml, out)
+    resolved = out / "pipeline.resolved.yaml"
+    data = yaml.safe_load(resolved.read_text())
+    assert data["stages"][2]["params"]["size"] == 32
+    data["stages"][2]["params"]["size"] = None  # as written before sizes were resolved
+    resolved.write_text(yaml.safe_dump(data, sort_keys=False))
+    run(classic_yaml, out, resume=True)  # not refused; the stages are kept
+    assert yaml.safe_load(resolved.read_text())["stages"][2]["params"]["size"] == 32
+    data["stages"][2]["params"]["size"] = 16  # a different size is a change to what the stage learnt
+    resolved.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"stages\[2\]\.params\.size: 16 -> 32"):
+        run(classic_yaml, out, resume=True)

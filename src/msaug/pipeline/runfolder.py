@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -328,7 +329,8 @@ class RunFolder:
         if not isinstance(old, dict):
             raise ConfigError(f"{existing}: not a resolved pipeline (a mapping); use a new --out, or --overwrite to start again")
         # a key that a later msaug added, at its default (absent -> null), changes nothing the run did
-        diffs = [d for d in differences(old, yaml.safe_load(text)) if not (d[1] == "(absent)" and d[2] is None)]
+        # and a size an earlier msaug wrote unresolved (null: the data's size then as now) is the one now written out
+        diffs = [d for d in differences(old, yaml.safe_load(text)) if not (d[1] == "(absent)" and d[2] is None) and not _resolved_size(d)]
         blocking = [d for d in diffs if _top(d[0]) in STAGE_KEYS]
         if blocking:
             shown = "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in blocking[:8])
@@ -353,6 +355,15 @@ class RunFolder:
             if dropped:
                 notes.append(f"generate.count is now {count}: removed the {dropped} pair(s) from index {count} on")
         return notes
+
+
+def _resolved_size(diff: tuple[str, Any, Any]) -> bool:
+    """``stages[k].params.size: null -> 128`` (or ``in_size``/``out_size``, ``evaluate.segmenter.size``): the same size, now resolved."""
+    key, before, after = diff
+    return before is None and isinstance(after, int) and bool(_SIZE_KEY.fullmatch(key))
+
+
+_SIZE_KEY = re.compile(r"stages\[\d+\]\.params\.(size|in_size|out_size)|evaluate\.segmenter\.size")
 
 
 def _is_temp(name: str) -> bool:
