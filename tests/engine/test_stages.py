@@ -300,3 +300,34 @@ def test_generation_layout_matches_the_contiguous_network_and_leaves_dense_weigh
     for a, b in zip(out if isinstance(out, tuple) else (out,), expected if isinstance(expected, tuple) else (expected,)):
         assert a.is_contiguous()
         assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("cin,cout", [(16, 16), (16, 8)])
+def test_spade_block_equals_the_two_convolution_formula(cin, cout):
+    """SPADE stacks its gamma and beta convolutions into one and the block normalises x once for
+    the shortcut too: the output and the weight gradients are those of the paper's formula."""
+    import torch.nn.functional as F
+
+    from msaug.nn.layers import SPADEResBlock
+
+    torch.manual_seed(0)
+    block = SPADEResBlock(cin, cout, label_channels=3)
+    x = torch.randn(2, cin, 8, 8, requires_grad=True)
+    label = torch.rand(2, 3, 16, 16)
+
+    def spade(layer, t, lab):  # norm(t) * (1 + gamma(h)) + beta(h), two convolutions
+        h = layer.shared(F.interpolate(lab, size=t.shape[-2:], mode="nearest"))
+        return layer.norm(t) * (1 + layer.gamma(h)) + layer.beta(h)
+
+    def reference(t):
+        h = block.conv1(F.leaky_relu(spade(block.norm1, t, label), 0.2))
+        h = block.conv2(F.leaky_relu(spade(block.norm2, h, label), 0.2))
+        return h + (t if block.shortcut is None else block.shortcut(spade(block.shortcut_norm, t, label)))
+
+    out, expected = block(x, label), reference(x)
+    assert out.shape == (2, cout, 8, 8)
+    assert torch.allclose(out, expected, atol=1e-5)
+    grads = torch.autograd.grad(out.square().sum(), [block.norm1.gamma.weight, block.norm2.beta.bias, x])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [block.norm1.gamma.weight, block.norm2.beta.bias, x])
+    for a, b in zip(grads, expected_grads):
+        assert a.abs().max() > 0 and torch.allclose(a, b, atol=1e-4, rtol=1e-4)
