@@ -304,8 +304,9 @@ def test_generation_layout_matches_the_contiguous_network_and_leaves_dense_weigh
 
 @pytest.mark.parametrize("cin,cout", [(16, 16), (16, 8)])
 def test_spade_block_equals_the_two_convolution_formula(cin, cout):
-    """SPADE stacks its gamma and beta convolutions into one and the block normalises x once for
-    the shortcut too: the output and the weight gradients are those of the paper's formula."""
+    """The block normalises x once for its main path and its shortcut, and at generation SPADE
+    works in place: the output (bit for bit when generating) and the gradients are those of the
+    paper's formula."""
     import torch.nn.functional as F
 
     from msaug.nn.layers import SPADEResBlock
@@ -331,3 +332,6 @@ def test_spade_block_equals_the_two_convolution_formula(cin, cout):
     expected_grads = torch.autograd.grad(expected.square().sum(), [block.norm1.gamma.weight, block.norm2.beta.bias, x])
     for a, b in zip(grads, expected_grads):
         assert a.abs().max() > 0 and torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    with torch.inference_mode():
+        generated, formula = block(x.detach(), label), reference(x.detach())
+    assert torch.equal(generated, formula)
