@@ -10,7 +10,9 @@ included; loading the run is not counted). It prints the medians, their ratio, a
 the two trees wrote the same label maps (decoded) and how far apart their images are.
 
 The run folder's stages must have finished training (``msaug pipeline run ... --no-evaluate``
-is enough); its weights are only read.
+is enough); its weights are only read. ``--against-run`` gives the other tree a run folder of its
+own (say, a copy of the same stages whose ``pipeline.resolved.yaml`` has the generation settings
+the other tree shipped with); by default both trees generate from ``RUN_DIR``.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--against", type=Path, help="another msaug checkout to measure side by side")
+    ap.add_argument("--against-run", type=Path, help="the run folder the other checkout generates from (default: RUN_DIR)")
     ap.add_argument("--count", type=int, default=160)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", type=Path, help="write the figures here as JSON")
@@ -89,16 +92,18 @@ def main() -> None:
         worker(args.run_dir, args.count, args.gen_out)
         return
     trees = {"this": ROOT, **({"against": args.against.resolve()} if args.against else {})}
+    runs = {"this": args.run_dir, "against": args.against_run or args.run_dir}
     rates: dict[str, list[float]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="msaug-genspeed-") as tmp:
         for repeat in range(args.repeats):
             for name, tree in trees.items():
                 out = Path(tmp) / f"{name}-{repeat}"
-                rates[name].append(run_once(tree, args.run_dir, args.count, out)["pairs_per_second"])
+                rates[name].append(run_once(tree, runs[name], args.count, out)["pairs_per_second"])
                 print(f"repeat {repeat + 1}/{args.repeats} {name}: {rates[name][-1]:.1f} pairs/s", flush=True)
         same = compare_outputs(Path(tmp) / "this-0", Path(tmp) / "against-0") if args.against else {}
     summary = {
         "count": args.count, "repeats": args.repeats, "trees": {k: str(v) for k, v in trees.items()},
+        "runs": {k: str(runs[k]) for k in trees},
         "pairs_per_second": {k: v for k, v in rates.items()},
         "median": {k: statistics.median(v) for k, v in rates.items()},
         **same,

@@ -214,21 +214,29 @@ def test_generated_files_follow_the_umask(run_dir, tmp_path):
 
 @pytest.mark.slow
 def test_generation_speed_benchmark_measures_two_trees_side_by_side(finished_run, tmp_path):
-    """benchmarks/generation_speed.py against this same checkout: both trees write the same files."""
+    """benchmarks/generation_speed.py against this same checkout, the other tree generating from a copy of
+    the run with another generation batch size: both write the same files."""
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "speed.json"
     before = snapshot(finished_run)
+    other = tmp_path / "other-run"
+    shutil.copytree(finished_run, other)
+    resolved = yaml.safe_load((other / "pipeline.resolved.yaml").read_text())
+    assert resolved["generate"]["batch_size"] != 2
+    resolved["generate"]["batch_size"] = 2
+    (other / "pipeline.resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     done = subprocess.run(
         [sys.executable, str(root / "benchmarks" / "generation_speed.py"), str(finished_run), "--against", str(root),
-         "--count", "6", "--repeats", "1", "--json", str(out)],
+         "--against-run", str(other), "--count", "6", "--repeats", "1", "--json", str(out)],
         capture_output=True, text=True, check=False,
     )
     assert done.returncode == 0, done.stderr
     figures = json.loads(out.read_text())
     assert set(figures["pairs_per_second"]) == {"this", "against"}
+    assert figures["runs"] == {"this": str(finished_run), "against": str(other)}
     assert all(len(v) == 1 and v[0] > 0 for v in figures["pairs_per_second"].values())
     assert figures["labels_identical"] is True and figures["image_max_abs_difference"] == 0.0
     assert figures["ratio"] == pytest.approx(figures["median"]["this"] / figures["median"]["against"])
