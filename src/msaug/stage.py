@@ -180,6 +180,14 @@ class Stage(ABC):
         """Learn from real pairs within ``budget``; return summary metrics for the report."""
         return {}
 
+    def release_training(self) -> None:
+        """Drop what only fitting needed (optimisers, discriminators, the training tensors).
+
+        The runner calls it once the stage is saved, so a run's later phases (generation, the
+        segmenters) do not hold every stage's training state on the device. :meth:`generate`
+        and :meth:`state_dict` must keep working. Default: nothing is held.
+        """
+
     @abstractmethod
     @torch.no_grad()
     def generate(self, x: torch.Tensor | None, rng: BatchRNG) -> torch.Tensor | tuple[torch.Tensor, ...]:

@@ -61,3 +61,27 @@ def test_pipeline_runs_end_to_end_on_folder_data(yaml_text: str, stages: int, tm
     assert len(list((out / "synthetic" / "images").glob("*.png"))) == 6
     label = np.asarray(PILImage.open(next((out / "synthetic" / "labels").glob("*.png"))))
     assert label.shape == (16, 16) and set(np.unique(label).tolist()) <= {0, 1, 2}
+
+
+def test_fitted_stages_release_their_training_state_and_still_generate(tmp_path: Path, monkeypatch) -> None:
+    """Once saved, a stage drops its trainer (discriminator, optimisers, training tensors on the device):
+    generation and the evaluation after it use the EMA generator only."""
+    import torch
+
+    from msaug.pipeline.generate import run_chain
+    from msaug.pipeline.runner import RunState, fit_stages, prepare, split_data
+    from msaug.progress import SilentReporter
+
+    write_folder(tmp_path / "data")
+    (tmp_path / "p.yaml").write_text(CHAIN)
+    monkeypatch.chdir(tmp_path)
+    prepared = prepare(tmp_path / "p.yaml", profile="none")
+    state = RunState(tmp_path / "run", torch.device("cpu"))
+    state.out.mkdir()
+    split_data(prepared, state)
+    fit_stages(prepared, state, resume=False, reporter=SilentReporter())
+    stages = [cs.stage for cs in prepared.chain.stages]
+    assert len(stages) == 3 and all(stage.fitted and stage.trainer is None for stage in stages)
+    images, labels = run_chain(prepared.chain, [0, 1], 0, torch.device("cpu"))
+    assert images.shape == (2, 1, 16, 16) and labels.shape == (2, 3, 16, 16)
+    assert set(labels.unique().tolist()) <= {0.0, 1.0}

@@ -237,6 +237,7 @@ def fit_stages(prepared: Prepared, state: RunState, resume: bool, reporter: Repo
         if distributed.is_main():
             save_stage(cs, folder, summary, seconds)
         distributed.barrier()
+        cs.stage.release_training()  # its optimisers, discriminator and training tensors are not needed any more
         info = folder.read_info()
         state.stage_info.append(info)
         reporter.message(f"  finished in {seconds:.1f} s")

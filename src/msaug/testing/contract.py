@@ -181,6 +181,7 @@ class StageContract:
         start = time.monotonic()
         summary = stage.fit(pairs, Budget(steps=cls.fit_steps), ctx)
         seconds = time.monotonic() - start
+        stage.release_training()  # as the runner does once a stage is saved: every check below runs after it
         return StageCase(name, data_name, stage_cls, isinstance(which, str), params, dataset, stage, pairs, summary, seconds, steps)
 
     def inputs(self, case: StageCase, count: int | None = None) -> torch.Tensor | None:

@@ -153,6 +153,13 @@ class NetworkStage(Stage):
         self._layout: torch.memory_format | None = None  # the generator's memory layout for generation, once set
         #: label stages: per channel, the pixel area of the smallest component in the real training maps (None: not learnt)
         self.smallest_real_component: torch.Tensor | None = None
+        #: the trainer of the last :meth:`fit` (raw and EMA networks, discriminator, optimisers, the
+        #: training tensors on the device) until :meth:`release_training`
+        self.trainer: Trainer | None = None
+
+    def release_training(self) -> None:
+        """Drop the trainer: :attr:`generator` (the EMA weights, a copy) is all generation needs."""
+        self.trainer = None
 
     @property
     def generator(self) -> nn.Module:
