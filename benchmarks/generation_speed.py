@@ -91,6 +91,8 @@ def main() -> None:
     if args.worker:
         worker(args.run_dir, args.count, args.gen_out)
         return
+    if args.against_run and not args.against:
+        ap.error("--against-run names the run folder of the --against checkout; give --against too")
     trees = {"this": ROOT, **({"against": args.against.resolve()} if args.against else {})}
     runs = {"this": args.run_dir, "against": args.against_run or args.run_dir}
     rates: dict[str, list[float]] = {name: [] for name in trees}

@@ -242,3 +242,18 @@ def test_generation_speed_benchmark_measures_two_trees_side_by_side(finished_run
     assert figures["ratio"] == pytest.approx(figures["median"]["this"] / figures["median"]["against"])
     assert "repeat 1/1 this:" in done.stdout and "repeat 1/1 against:" in done.stdout
     assert snapshot(finished_run) == before  # the run folder is only read
+
+
+def test_generation_speed_benchmark_refuses_a_second_run_without_a_second_tree(finished_run, tmp_path):
+    """--against-run alone would be silently ignored: it is an error that says what is missing, before any generation."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "generation_speed.py"), str(finished_run), "--against-run", str(finished_run)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 2
+    assert "--against-run names the run folder of the --against checkout; give --against too" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
