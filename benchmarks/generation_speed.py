@@ -39,6 +39,13 @@ def worker(run_dir: Path, count: int, out: Path) -> None:
     import msaug
     from msaug.pipeline.runner import generate_run
 
+    try:  # msaug generate's entry point sets up the host allocator first; older trees did not
+        from msaug.train.device import tune_host_allocator
+
+        tune_host_allocator()
+    except ImportError:
+        pass
+
     try:  # a tree with msaug.progress reports through a Reporter; an older one printed on a rich Console
         from msaug.progress import SilentReporter
 

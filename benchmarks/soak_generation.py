@@ -20,6 +20,7 @@ from pathlib import Path
 
 from msaug.pipeline.runner import RunOptions, generate_run, run_pipeline
 from msaug.progress import SilentReporter
+from msaug.train.device import tune_host_allocator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +39,7 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=1.0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/msaug-soak"))
     args = ap.parse_args()
+    tune_host_allocator()  # as msaug's command line does (MSAUG_HOST_ALLOCATOR=system leaves glibc's defaults)
     if args.out.exists():
         shutil.rmtree(args.out)
     sets = [f"data.size={args.size}", "data.count=64", "stages.real_labels.params.size=32", "stages.label_resize.params.in_size=32",

@@ -347,6 +347,13 @@ _attach_optional_commands()
 
 
 def main() -> None:
+    from msaug.train.device import tune_host_allocator
+
+    try:
+        tune_host_allocator()
+    except MsaugError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     cli.main(prog_name="msaug")
 
 
