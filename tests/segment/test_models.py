@@ -88,3 +88,15 @@ def test_corrupt_checkpoint_is_a_checkpoint_error(tmp_path):
     (tmp_path / "segmenter.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="segmenter.safetensors"):
         Segmenter.load(tmp_path)
+
+
+def test_building_a_segmenter_prints_no_deprecation_notice_of_its_dependencies() -> None:
+    """timm's import under torch 2.14 warns that ``torch.jit.interface`` is deprecated; msaug hides that one notice."""
+    import subprocess
+    import sys
+
+    code = "from msaug.segment.models import build_segmenter; build_segmenter('unet', 1, 2); print('built')"
+    done = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "built"
+    assert "torch.jit.interface" not in done.stderr

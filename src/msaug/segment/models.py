@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,22 @@ LIGHT_DECODER_CHANNELS = (128, 64, 32, 16, 16)
 _DECODER_CHANNEL_ARCHS = {"unet", "unetplusplus", "manet"}
 
 
+def _smp() -> Any:
+    """segmentation-models-pytorch, imported without the deprecation notice its timm import prints.
+
+    timm's model registry decorates one model (hrnet) with ``torch.jit.interface``, which torch
+    2.14 deprecates with a ``FutureWarning`` at import; every msaug command that trains a
+    segmenter showed it. Only that notice is hidden, and only while smp is imported.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.interface` is deprecated", category=FutureWarning)
+        import segmentation_models_pytorch as smp
+    return smp
+
+
 def architectures() -> dict[str, type[nn.Module]]:
     """smp's architectures by lower-case name (``unet`` -> ``smp.Unet``)."""
-    import segmentation_models_pytorch as smp
+    smp = _smp()
 
     return dict(smp.MODEL_ARCHITECTURES_MAPPING)
 
@@ -54,7 +68,7 @@ def build_segmenter(
     whole-network weights; see :func:`load_local_weights`. Remaining ``options`` go to
     the smp constructor (``decoder_channels``, ``encoder_depth``...).
     """
-    import segmentation_models_pytorch as smp
+    smp = _smp()
 
     archs = architectures()
     key = arch.lower()
@@ -79,7 +93,7 @@ def check_encoder(encoder: str) -> None:
 
     Looks the name up in smp's and timm's registries only: nothing is built or downloaded.
     """
-    import segmentation_models_pytorch as smp
+    smp = _smp()
 
     if encoder.startswith("tu-"):
         import timm
