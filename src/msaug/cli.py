@@ -24,6 +24,11 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQU
 out_console = make_console()
 
 
+def _print_error(exc: MsaugError) -> None:
+    """A user error as the one ``error:`` line every msaug command prints."""
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
 class MsaugGroup(click.Group):
     """Turns user errors into one clear line and a non-zero exit; no traceback unless --debug."""
 
@@ -33,7 +38,7 @@ class MsaugGroup(click.Group):
         except MsaugError as exc:
             if ctx.find_root().params.get("debug"):
                 traceback.print_exc()
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            _print_error(exc)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             if exc.errno not in WRITE_ERRNOS:
@@ -352,7 +357,7 @@ def main() -> None:
     try:
         tune_host_allocator()
     except MsaugError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _print_error(exc)
         sys.exit(exc.exit_code)
     cli.main(prog_name="msaug")
 
