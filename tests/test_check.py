@@ -242,7 +242,7 @@ def test_memory_rule_uses_the_machine_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(validate, "available_memory", lambda: (64 << 30, "RAM"))
     code, out = check(str(path))
     assert code == 0, out
-    assert "2. gan.label_upscaler" in out and "training memory: at least" in out
+    assert "2. gan.label_upscaler" in out and "(budget 1 steps, training memory at least" in out
 
 
 def test_generating_from_a_finished_run_skips_what_only_training_needs(tmp_path, monkeypatch):

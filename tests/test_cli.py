@@ -54,8 +54,10 @@ def test_stages_list_builds_no_network_and_pipeline_check_only_meta_ones(runner,
         assert "needs params" not in rows[name]["input"], rows[name]
     assert rows["gan.translator"]["output"] == "Image(1 ch, 256 px)"
     assert built == []
-    checked = runner.invoke(cli, ["pipeline", "check", "pipelines/xray.yaml"])
+    checked = runner.invoke(cli, ["pipeline", "check", "pipelines/xray.yaml", "--set", "stages.image.budget={steps: 7, seconds: 30}"])
     assert checked.exit_code == 0, checked.output
+    stage_lines = [" ".join(line.split()) for line in checked.stdout.splitlines() if line.lstrip().startswith("3. ")]
+    assert stage_lines and stage_lines[0].startswith("3. xray.image Label(5 classes, 128 px, multilabel) → Image(1 ch, 128 px) (budget 7 steps or 30 s, "), checked.stdout
     assert built and set(built) == {"meta"}
 
 
@@ -75,6 +77,8 @@ def test_pipeline_check_ok_and_broken(runner, classic_yaml, tmp_path):
     result = runner.invoke(cli, ["pipeline", "check", str(classic_yaml)])
     assert result.exit_code == 0, result.output
     assert "ok:" in result.stdout and "product: Image(1 ch, 32 px) + Label(3 classes, 32 px, index)" in result.stdout
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert "1. core.real_labels Noise(1) → Label(3 classes, 16 px, index) (no training)" in lines, result.stdout
     broken = {**CLASSIC, "stages": [{"use": "core.real_labels", "params": {"size": 16}}, {"use": "core.lab2im"}]}
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(broken))

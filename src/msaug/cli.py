@@ -209,8 +209,10 @@ def pipeline_check(file: Path, profile: str | None, sets: tuple[str, ...]) -> No
         out_console.print(f"  the stages learn {data.crops} random {data.size} px crops of the training cases at their original "
                           "resolution; the pairs are such patches", highlight=False)
     for cs in prepared.chain.stages:
-        memory = f" (training memory: at least {human_bytes(cs.memory)})" if cs.memory else ""
-        out_console.print(f"  {cs.index + 1}. {cs.use:<24} {cs.stage.input} → {', '.join(map(str, cs.stage.outputs))}{memory}", highlight=False)
+        memory = f", training memory at least {human_bytes(cs.memory)}" if cs.memory else ""
+        training = f"budget {cs.budget}{memory}" if cs.stage.trainable else "no training"
+        out_console.print(f"  {cs.index + 1}. {cs.use:<24} {cs.stage.input} → {', '.join(map(str, cs.stage.outputs))} ({training})",
+                          highlight=False)
     out_console.print(f"  product: {prepared.chain.image} + {prepared.chain.label}", highlight=False)
 
 
