@@ -120,6 +120,11 @@ def test_compare_two_arms_end_to_end(tmp_path, shapes_dir):
         assert s["cost"]["parameters"] == 9  # lab2im: 2 x (1 + 3 classes) intensity coefficients + 1 texture level
         assert 0 <= s["realism"]["label_precision"]["mean"] <= 1 and s["realism"]["label_coverage"]["n"] == 2
         assert not any(key.endswith("_std") for key in s["realism"])
+        paired = s["paired"]["mix"]  # mix against real image by image: each seed's test images, then all pooled
+        assert paired["per_seed"]["n"] == 2 and 0 <= paired["seeds_significant"] <= 2
+        tests = [json.loads((out / arm / f"seed-{seed}.json").read_text())["evaluation"]["pairs"]["test"] for seed in (0, 1)]
+        assert paired["pooled"]["images"] == sum(tests) > 0
+        assert paired["pooled"]["better"] + paired["pooled"]["worse"] + paired["pooled"]["tied"] == paired["pooled"]["images"]
         for seed in (0, 1):
             assert (out / arm / f"seed-{seed}" / "synthetic/manifest.jsonl").is_file()
     # the real baseline is the same data and segmenter for both arms of a seed
@@ -131,6 +136,7 @@ def test_compare_two_arms_end_to_end(tmp_path, shapes_dir):
     for name in ("report.md", "dice.png", "cost.png", "samples.png"):
         assert (out / name).is_file(), name
     assert "**Verdict:**" in (out / "report.md").read_text()
+    assert "| Δ Dice mix − real, paired per image" in (out / "report.md").read_text()
     assert "verdict" in result.stderr
     # resume: nothing is rerun
     again = CliRunner().invoke(cli, args)

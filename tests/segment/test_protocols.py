@@ -27,6 +27,7 @@ def test_all_protocols_run_report_and_resume(tmp_path, toy):
         metrics = protocol["metrics"]
         assert metrics["images"] == 3 and metrics["foreground"] == ["disc"]
         assert 0.0 <= metrics["mean"]["dice"]["mean"] <= 1.0
+        assert len(metrics["per_image_dice"]) == 3 and sum(metrics["per_image_dice"]) / 3 == pytest.approx(metrics["mean"]["dice"]["mean"])
         assert 1 <= protocol["training"]["best_step"] <= 2
         assert (tmp_path / name / "checkpoint" / "segmenter.safetensors").is_file()
         assert (tmp_path / name / "result.json").is_file()
@@ -41,6 +42,12 @@ def test_all_protocols_run_report_and_resume(tmp_path, toy):
     for name in result["protocols"]:
         assert f"| {name} | " in markdown
     assert "Memorisation audit" in markdown and "Pair QC" in markdown
+    assert list(result["paired"]) == ["mix", "synth", "synth_finetune"]  # each against real, on the same 3 test images
+    for name, row in result["paired"].items():
+        ours, real = result["protocols"][name]["metrics"]["per_image_dice"], result["protocols"]["real"]["metrics"]["per_image_dice"]
+        assert row["images"] == 3 and row["mean_difference"] == pytest.approx(sum(ours) / 3 - sum(real) / 3)
+        assert row["better"] + row["worse"] + row["tied"] == 3
+        assert f"| {name} | {row['mean_difference']:+.4f} |" in markdown
 
     stamp = (tmp_path / "mix" / "checkpoint" / "segmenter.safetensors").stat().st_mtime_ns
     again = evaluate_pipeline(config, train.spec, train, test, synthetic, tmp_path, torch.device("cpu"), seed=3, show_progress=False)

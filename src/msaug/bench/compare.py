@@ -248,6 +248,7 @@ def summarize_arm(records: list[SeedRun], protocols: list[str]) -> dict[str, Any
         "label_coverage": _stat([n.coverage if n else None for n in nearest]),
         "label_diversity": _stat([d.synthetic if d else None for d in diversity]),
     }
+    out["paired"] = paired_over_seeds(evaluations, [p for p in protocols if p != "real"])
     out["resolution"] = first.resolution.description if first.resolution else None
     for key, value in (first.image_realism or {}).items():
         if isinstance(value, (int, float)) and not key.endswith("_std"):  # KID's own std is not a figure
@@ -255,6 +256,29 @@ def summarize_arm(records: list[SeedRun], protocols: list[str]) -> dict[str, Any
     from msaug.segment.stage_probe import summarize_stage_tables
 
     out["stages"] = summarize_stage_tables([e.stages for e in evaluations])
+    return out
+
+
+def paired_over_seeds(evaluations: list[Evaluation], protocols: list[str]) -> dict[str, Any]:
+    """Each protocol against ``real`` image by image: the per-seed mean differences, and all seeds' images pooled.
+
+    Every seed compares its two segmenters on its own test images; pooling treats each
+    (seed, image) as one pair, so its interval covers the choice of images, and the per-seed
+    row shows the spread between training seeds. Seeds whose results hold no per-image
+    scores (written before they were kept) are left out of both.
+    """
+    from msaug.segment.paired import paired_difference
+
+    out: dict[str, Any] = {}
+    for p in protocols:
+        pairs = [(e.per_image_dice("real"), e.per_image_dice(p)) for e in evaluations]
+        pairs = [(b, o) for b, o in pairs if b is not None and o is not None and len(b) == len(o)]
+        if not pairs:
+            continue
+        per_seed = [paired_difference(b, o) for b, o in pairs]
+        out[p] = {"per_seed": _stat([d["mean_difference"] for d in per_seed]),
+                  "seeds_significant": sum(1 for d in per_seed if d["wilcoxon_p"] is not None and d["wilcoxon_p"] < 0.05),
+                  "pooled": paired_difference([v for b, _ in pairs for v in b], [v for _, o in pairs for v in o])}
     return out
 
 
@@ -434,6 +458,22 @@ def _pm(stat: dict[str, Any], fmt: str = ".3f") -> str:
     return f"{stat['mean']:{fmt}} ± {stat['std']:{fmt}}"
 
 
+def _paired_seeds(paired: dict[str, Any] | None) -> str:
+    if not paired or paired["per_seed"]["mean"] is None:
+        return "–"
+    stat = paired["per_seed"]
+    return f"{stat['mean']:+.4f} ± {stat['std']:.4f}; {paired['seeds_significant']} of {stat['n']}"
+
+
+def _paired_pooled(paired: dict[str, Any] | None) -> str:
+    pooled = paired.get("pooled") if paired else None
+    if not pooled or pooled["mean_difference"] is None:
+        return "–"
+    low, high = pooled["ci95"]
+    return (f"{pooled['mean_difference']:+.4f} [{low:+.4f}, {high:+.4f}], {pooled['better']} / {pooled['worse']} of "
+            f"{pooled['images']}, p {pooled['wilcoxon_p']:.3g}")
+
+
 def _tflops(stat: dict[str, Any] | None) -> str:
     """A FLOPs statistic in TFLOPs (``n/a``: not counted, e.g. a report from before msaug counted them)."""
     if not stat or stat.get("mean") is None:
@@ -463,6 +503,13 @@ def render_markdown(result: dict[str, Any]) -> str:
     for p in result["protocols"]:
         rows.append(f"| Dice, {p} | " + " | ".join(_pm(result["summary"][a]["quality"][p]["dice"]) for a in arms) + " |")
         rows.append(f"| IoU, {p} | " + " | ".join(_pm(result["summary"][a]["quality"][p]["iou"]) for a in arms) + " |")
+    for p in result["protocols"]:
+        if p == "real" or not any(p in result["summary"][a].get("paired", {}) for a in arms):
+            continue
+        rows.append(f"| Δ Dice {p} − real, paired per image (mean ± std over seeds; seeds with p < 0.05) | "
+                    + " | ".join(_paired_seeds(result["summary"][a].get("paired", {}).get(p)) for a in arms) + " |")
+        rows.append(f"| Δ Dice {p} − real, all seeds' test images pooled: mean [95 % interval], better / worse, p | "
+                    + " | ".join(_paired_pooled(result["summary"][a].get("paired", {}).get(p)) for a in arms) + " |")
     for key, label, fmt in (("train_seconds", "training time (s)", ".0f"), ("wall_seconds", "run wall time (s)", ".0f"),
                             ("pairs_per_second", "generation (pairs/s)", ".1f"), ("peak_rss_mb", "peak RSS (MB)", ".0f")):
         rows.append(f"| {label} | " + " | ".join(_pm(result["summary"][a]["cost"][key], fmt) for a in arms) + " |")

@@ -136,6 +136,8 @@ class SegmentationMetrics(OpenRecord):
     foreground: list[str] | None = None
     classes: dict[str, dict[str, MetricStat]] = {}
     mean: dict[str, MetricStat] = {}
+    #: each test image's foreground Dice, in test order (absent from results written before it was kept)
+    per_image_dice: list[Number | None] | None = None
 
 
 class ProtocolResult(OpenRecord):
@@ -179,6 +181,19 @@ class Resolution(OpenRecord):
     description: str | None = None
 
 
+class PairedDifference(OpenRecord):
+    """A protocol against ``real`` on the same test images (:func:`msaug.segment.paired.paired_difference`)."""
+
+    images: int
+    mean_difference: Number | None = None
+    median_difference: Number | None = None
+    ci95: list[Number] | None = None
+    better: int = 0
+    worse: int = 0
+    tied: int = 0
+    wilcoxon_p: Number | None = None
+
+
 class Evaluation(OpenRecord):
     """``evaluation``: the segmenters trained under each protocol, pair QC, realism figures, the per-stage table."""
 
@@ -193,12 +208,19 @@ class Evaluation(OpenRecord):
     label_realism: LabelRealism | None = None
     memorisation: dict[str, Any] | None = None
     stages: dict[str, Any] | None = None
+    #: each other protocol against ``real``, image by image
+    paired: dict[str, PairedDifference] | None = None
 
     def mean(self, protocol: str, metric: str) -> Number | None:
         """The mean of ``metric`` over the foreground classes for ``protocol`` (``None``: not evaluated)."""
         result = self.protocols.get(protocol)
         stat = result.metrics.mean.get(metric) if result else None
         return stat.mean if stat else None
+
+    def per_image_dice(self, protocol: str) -> list[Number | None] | None:
+        """``protocol``'s foreground Dice per test image (``None``: not evaluated, or written before it was kept)."""
+        result = self.protocols.get(protocol)
+        return result.metrics.per_image_dice if result else None
 
     def class_mean(self, protocol: str, name: str, metric: str) -> Number | None:
         """The mean of ``metric`` for class ``name`` under ``protocol`` (``None``: not evaluated)."""

@@ -39,6 +39,7 @@ from msaug.segment.audit import memorisation_audit
 from msaug.segment.data import SegmentationTensors, native_square_side, square_tensors, to_tensors
 from msaug.segment.label_realism import label_realism
 from msaug.segment.metrics import batch_metrics, image_metrics, summarize
+from msaug.segment.paired import format_paired, paired_against
 from msaug.segment.protocols import run_protocol, validation_split
 from msaug.segment.qc import score_pairs, select
 from msaug.segment.realism import image_realism
@@ -319,6 +320,9 @@ def evaluate_pipeline(
                 }
                 synth_used = synth_all.subset(keep) if len(keep) < len(scores) else synth_all
 
+    paired = paired_against(result["protocols"], "real", seed)
+    if paired:
+        result["paired"] = paired
     if synth_all is not None:
         # patches are compared with crops of the real training cases at their original resolution
         real_for_quality = native_crops(train, quality_size, len(synth_all), seed) if patches else train
@@ -375,6 +379,8 @@ def format_markdown(result: dict[str, Any]) -> str:
         lines += ["", "Dice per class:", "", "| protocol | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
         for name, p in result["protocols"].items():
             lines.append(f"| {name} | " + " | ".join(_pm(p["metrics"]["classes"][c]["dice"]) for c in classes) + " |")
+    if result.get("paired"):
+        lines += ["", format_paired(result["paired"]).rstrip("\n")]
     qc = result.get("qc")
     if qc:
         rule = f"pairs with QC Dice < {qc['min_dice']} dropped" if qc["min_dice"] is not None else "no filter"

@@ -118,7 +118,11 @@ def _stat(values: np.ndarray) -> dict[str, float | int | None]:
 
 
 def summarize(per_image: list[dict[str, np.ndarray]], classes: tuple[str, ...] | list[str], encoding: str) -> dict[str, Any]:
-    """Aggregate :func:`image_metrics` results: per class and foreground mean, mean ± std over images."""
+    """Aggregate :func:`image_metrics` results: per class and foreground mean, mean ± std over images.
+
+    ``per_image_dice`` keeps each image's foreground Dice in the order given, for paired
+    comparisons of protocols scored on the same images (:mod:`msaug.segment.paired`).
+    """
     fg = foreground_classes(classes, encoding)
     result: dict[str, Any] = {"images": len(per_image), "foreground": [classes[c] for c in fg], "classes": {}, "mean": {}}
     for c, name in enumerate(classes):
@@ -128,6 +132,8 @@ def summarize(per_image: list[dict[str, np.ndarray]], classes: tuple[str, ...] |
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN image rows stay NaN
             rows = np.array([np.nanmean(img[m][fg]) for img in per_image]) if per_image else np.array([])
         result["mean"][m] = _stat(rows)
+        if m == "dice":  # each image's foreground Dice, in test order: protocols are compared image by image
+            result["per_image_dice"] = [float(v) if np.isfinite(v) else None for v in rows]
     return result
 
 
