@@ -105,3 +105,56 @@ def test_compare_keeps_a_typed_seed_run_and_summarizes_it(evaluated_run, tmp_pat
     (tmp_path / "seed-1.json").write_text(json.dumps({"arm": "classic", "seed": "one"}))
     with pytest.raises(ConfigError, match=r"seed-1.json: not an msaug compare seed record .*seed: Input should be a valid integer"):
         read_seed_run(tmp_path / "seed-1.json")
+
+
+def test_an_evaluated_run_pairs_each_protocol_with_real_image_by_image(evaluated_run):
+    out, returned = evaluated_run
+    evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    real, synth = (evaluation["protocols"][p]["metrics"]["per_image_dice"] for p in ("real", "synth"))
+    assert len(real) == len(synth) == evaluation["pairs"]["test"]
+    paired = evaluation["paired"]["synth"]
+    assert paired["images"] == len(real) and paired["better"] + paired["worse"] + paired["tied"] == len(real)
+    assert paired["mean_difference"] == pytest.approx(sum(synth) / len(synth) - sum(real) / len(real))
+    assert returned["evaluation"]["paired"] == evaluation["paired"]
+    assert "**Paired against `real`**" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow  # a child process loading the run's segmenters: about 20 s on a loaded 2-core machine
+def test_paired_rescore_recovers_the_per_image_scores_of_a_run_written_without_them(evaluated_run, tmp_path):
+    """benchmarks/paired_rescore.py on a copy whose evaluation.json lacks them, as runs before they were kept."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out, _ = evaluated_run
+    old = tmp_path / "old-run"
+    shutil.copytree(out, old)
+    path = old / "evaluation" / "evaluation.json"
+    evaluation = json.loads(path.read_text())
+    kept = {p: r["metrics"].pop("per_image_dice") for p, r in evaluation["protocols"].items()}
+    expected = evaluation.pop("paired")
+    path.write_text(json.dumps(evaluation))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    figures = tmp_path / "paired.json"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "paired_rescore.py"), str(old), "--json", str(figures)],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=old.parent)
+    assert done.returncode == 0, done.stderr
+    assert "synth mean Dice" in done.stdout and "**Paired against `real`**" in done.stdout
+    result = json.loads(figures.read_text())[str(old)]
+    assert set(result["per_image_dice"]) == set(kept) == {"real", "synth"}
+    for protocol, scores in kept.items():  # the run's own scores, recomputed from its checkpoints
+        assert result["per_image_dice"][protocol] == pytest.approx(scores, abs=1e-6)
+    again = result["paired"]["synth"]
+    assert again["ci95"] == pytest.approx(expected["synth"]["ci95"], abs=1e-6)
+    for key in ("images", "better", "worse", "tied"):
+        assert again[key] == expected["synth"][key]
+    assert again["mean_difference"] == pytest.approx(expected["synth"]["mean_difference"], abs=1e-6)
+    # a checkpoint that no longer gives the reported figures is refused, not silently rescored
+    evaluation["protocols"]["synth"]["metrics"]["mean"]["dice"]["mean"] += 0.1
+    path.write_text(json.dumps(evaluation))
+    bad = subprocess.run([sys.executable, str(root / "benchmarks" / "paired_rescore.py"), str(old)],
+                         capture_output=True, text=True, env=env, timeout=600, cwd=old.parent)
+    assert bad.returncode != 0 and "synth rescored to mean Dice" in bad.stderr
