@@ -96,6 +96,22 @@ def test_nnunet_labels_become_classes_in_value_order(tmp_path):
     ds.check()
 
 
+def test_check_reads_each_case_once_for_the_training_that_follows(tmp_path, monkeypatch):
+    """pipeline run checks the data first: the samples it then trains on come from that one read."""
+    import msaug.builtin.formats as formats
+
+    root = write_nnunet(tmp_path / "Dataset004_Once", n=3)
+    ds = load_dataset(DataConfig(dataset="nnunet", root=root, size=32))
+    reads: list[str] = []
+    real_read = formats.read_case_label
+    monkeypatch.setattr(formats, "read_case_label", lambda path, colours=False: (reads.append(Path(path).name), real_read(path, colours))[1])
+    ds.check()
+    assert reads == ["case_000.png", "case_001.png", "case_002.png"]
+    samples = [ds[i] for i in range(len(ds))]
+    assert reads == ["case_000.png", "case_001.png", "case_002.png"]  # no second decode
+    assert [s.id for s in samples] == ds.ids and samples[1].label.shape == (3, 32, 32)
+
+
 def test_nnunet_regions_become_overlapping_channels(tmp_path):
     def values(i):
         out = label_map(16, 16, i)

@@ -302,9 +302,13 @@ class CaseFiles:
         return square_sample(self.native(index), self.spec, self.square_fit)
 
     def check(self) -> None:
-        """Read every case (label values, channels, sizes); raise :class:`DataError` on the first problem."""
+        """Read every case (label values, channels, sizes); raise :class:`DataError` on the first problem.
+
+        Each case is read once: the check loads it through the sample cache, so the training
+        that follows a check (``pipeline run`` checks first) does not decode the files again.
+        """
         for i in range(len(self.cases)):
-            self.native(i)
+            self._load(i)
 
     def native(self, index: int) -> Sample:
         """Case ``index`` at the size of its files: image ``[C, H, W]``, label ``[K, H, W]``, spacing in the meta when known."""
